@@ -1,0 +1,197 @@
+"""Extreme eigenpairs of a curvature operator, each with a certificate.
+
+Two solvers: Lanczos with full reorthogonalisation (``linear_operator``'s ``lanczos_tridiag``,
+the paper's method; Ritz values are taken from the tridiagonal with ``torch.linalg.eigh``, so
+negative curvature keeps its sign), grown until the wanted Ritz pairs have converged; and
+ARPACK's implicitly restarted Lanczos (``scipy.sparse.linalg.eigsh``).
+
+Whichever solver ran, every returned pair is checked with a fresh product: the residual
+r_i = ||H v_i - lambda_i v_i|| (v_i of unit norm) certifies that H has an eigenvalue in
+[lambda_i - r_i, lambda_i + r_i]. A pair is ``converged`` when r_i <= tol * ||H||, with ||H||
+estimated by the largest Ritz value in magnitude.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.sparse.linalg import ArpackNoConvergence, eigsh
+
+from .errors import NeffError
+from .hessian import CurvatureOperator
+from .productlog import ProductLog
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FutureWarning)
+    from linear_operator.utils.lanczos import lanczos_tridiag
+
+METHODS = ("lanczos", "eigsh")
+WHICH = ("largest", "smallest")
+
+
+@dataclass
+class EigenResult:
+    """Eigenpairs with their certificates. Values are ordered from the ``which`` end inwards."""
+
+    eigenvalues: np.ndarray
+    residuals: np.ndarray
+    converged: np.ndarray
+    tol: float
+    norm_estimate: float
+    n_hvp: int
+    wall_time: float
+    method: str
+    which: str
+    num_params: int
+    steps: int = 0
+    ritz_values: np.ndarray = field(default_factory=lambda: np.empty(0))
+    eigenvectors: torch.Tensor | None = None
+
+    @property
+    def k(self) -> int:
+        return len(self.eigenvalues)
+
+    @property
+    def all_converged(self) -> bool:
+        return bool(self.converged.all())
+
+    def record(self) -> dict:
+        """Everything but the eigenvectors, as JSON-ready values."""
+        return {"eigenvalues": self.eigenvalues.tolist(), "residuals": self.residuals.tolist(),
+                "converged": self.converged.tolist(), "tol": self.tol,
+                "norm_estimate": self.norm_estimate, "n_hvp": self.n_hvp,
+                "wall_time": self.wall_time, "method": self.method, "which": self.which,
+                "num_params": self.num_params, "steps": self.steps,
+                "ritz_values": self.ritz_values.tolist()}
+
+    def __str__(self) -> str:
+        lines = [f"{self.method}: {self.converged.sum()}/{self.k} {self.which} eigenpairs converged "
+                 f"(residual <= {self.tol:g} x |H| = {self.tol * self.norm_estimate:.3g}), "
+                 f"{self.n_hvp} products, {self.wall_time:.2f} s",
+                 f"{'i':>4} {'eigenvalue':>14} {'residual':>11}  converged"]
+        for i, (value, res, ok) in enumerate(zip(self.eigenvalues, self.residuals, self.converged)):
+            lines.append(f"{i:>4} {value:>14.6g} {res:>11.3g}  {'yes' if ok else 'NO'}")
+        return "\n".join(lines)
+
+
+def start_vector(n: int, seed: int, device, columns: int = 1) -> torch.Tensor:
+    """The seeded Gaussian start block (drawn on the CPU so every device gets the same one)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(n, columns, generator=generator, dtype=torch.float64).to(device)
+
+
+def lanczos(closure, n: int, steps: int, init: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``steps`` Lanczos steps with full reorthogonalisation in float64 from the start block
+    ``init`` (n, s); returns Q (s, n, m) and T (s, m, m), m <= steps (early on breakdown)."""
+    q, t = lanczos_tridiag(closure, max_iter=min(steps, n), dtype=torch.float64, device=init.device,
+                           matrix_shape=torch.Size((n, n)), init_vecs=init)
+    if init.shape[1] == 1:
+        q, t = q.unsqueeze(0), t.unsqueeze(0)
+    return q, t
+
+
+def _check_request(operator: CurvatureOperator, k: int, method: str, which: str, tol: float) -> None:
+    n = operator.num_params
+    if method not in METHODS:
+        raise NeffError(f"method={method!r} is unknown; use 'lanczos' or 'eigsh'")
+    if which not in WHICH:
+        raise NeffError(f"which={which!r} is unknown; use 'largest' or 'smallest'")
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise NeffError(f"k={k!r} must be a positive integer")
+    if k >= n:
+        raise NeffError(f"k={k} must be smaller than the number of parameters ({n}); for the whole "
+                        "spectrum of a model this small use neff.validate.dense_spectrum")
+    if not tol > 0:
+        raise NeffError(f"tol={tol!r} must be positive")
+
+
+def _wanted(theta: torch.Tensor, k: int, which: str) -> torch.Tensor:
+    order = torch.argsort(theta, descending=(which == "largest"))
+    return order[:k]
+
+
+def _lanczos_pairs(operator, k, which, tol, max_steps, seed, checkpoint, progress):
+    n = operator.num_params
+    max_steps = min(n, max_steps or max(10 * k, 100))
+    steps = min(max_steps, max(2 * k + 10, 20))
+    init = start_vector(n, seed, operator.device)
+    log = ProductLog(operator, seed, checkpoint, progress=progress, total=max_steps)
+    try:
+        while True:
+            log.rewind()
+            q, t = lanczos(log, n, steps + 1, init)
+            q, t = q[0], t[0]
+            m = t.shape[-1]
+            exhausted = m < steps + 1
+            use = m if exhausted else steps
+            theta, s = torch.linalg.eigh(t[:use, :use])
+            beta = 0.0 if exhausted else float(t[use, use - 1])
+            estimates = abs(beta) * s[use - 1].abs()
+            idx = _wanted(theta, k, which)
+            norm = float(theta.abs().max())
+            if exhausted or steps >= max_steps or bool((estimates[idx] <= tol * norm).all()):
+                break
+            steps = min(max_steps, steps + max(k, steps // 2))
+    finally:
+        log.close()
+    vectors = q[:, :use] @ s[:, idx]
+    return theta[idx].cpu().numpy(), vectors, theta.cpu().numpy(), use, norm
+
+
+def _eigsh_pairs(operator, k, which, tol, max_steps, seed):
+    n = operator.num_params
+    v0 = np.random.default_rng(seed).standard_normal(n)
+    try:
+        values, vectors = eigsh(operator.to_scipy(), k=k, which="LA" if which == "largest" else "SA",
+                                tol=tol, v0=v0, maxiter=max_steps)
+    except ArpackNoConvergence as err:
+        values, vectors = err.eigenvalues, err.eigenvectors
+    order = np.argsort(-values if which == "largest" else values)
+    values, vectors = values[order], vectors[:, order]
+    vectors = torch.from_numpy(np.ascontiguousarray(vectors)).to(operator.device)
+    return values, vectors
+
+
+def certify(operator: CurvatureOperator, values: np.ndarray, vectors: torch.Tensor) -> np.ndarray:
+    """True residuals ||H v - lambda v|| of unit vectors v (columns), from fresh products."""
+    if vectors.shape[1] == 0:
+        return np.empty(0)
+    vectors = vectors / vectors.norm(dim=0, keepdim=True)
+    products = operator.matmat(vectors).to(torch.float64)
+    lam = torch.as_tensor(values, dtype=torch.float64, device=vectors.device)
+    return (products - vectors * lam).norm(dim=0).cpu().numpy()
+
+
+def top_eigenpairs(operator: CurvatureOperator, k: int, method: str = "lanczos", *,
+                   which: str = "largest", tol: float = 1e-4, max_steps: int | None = None,
+                   seed: int = 0, return_eigenvectors: bool = True,
+                   checkpoint: str | Path | None = None, progress: bool | None = None) -> EigenResult:
+    """The k largest (or most negative) eigenpairs of ``operator``, certified.
+
+    ``tol``: a pair is converged when its true residual is at most ``tol`` times the estimated
+    spectral norm. ``max_steps``: Lanczos steps at most (default max(10 k, 100)) or ARPACK
+    restarts. ``checkpoint``: a file where Lanczos keeps its products; a rerun with the same
+    file resumes (or extends) the run and gives the same result as an uninterrupted one.
+    ``progress``: a tqdm bar (default: shown on a terminal only).
+    """
+    _check_request(operator, k, method, which, tol)
+    start, hvp_before = time.perf_counter(), operator.n_hvp
+    ritz, steps = np.empty(0), 0
+    if method == "lanczos":
+        values, vectors, ritz, steps, norm = _lanczos_pairs(operator, k, which, tol, max_steps, seed,
+                                                           checkpoint, progress)
+    else:
+        values, vectors = _eigsh_pairs(operator, k, which, tol, max_steps, seed)
+        norm = float(np.abs(values).max()) if len(values) else 0.0
+    residuals = certify(operator, values, vectors)
+    converged = residuals <= tol * norm
+    return EigenResult(eigenvalues=np.asarray(values, dtype=np.float64), residuals=residuals,
+                       converged=converged, tol=tol, norm_estimate=norm,
+                       n_hvp=operator.n_hvp - hvp_before, wall_time=time.perf_counter() - start,
+                       method=method, which=which, num_params=operator.num_params, steps=steps,
+                       ritz_values=np.asarray(ritz, dtype=np.float64),
+                       eigenvectors=vectors if return_eigenvectors else None)

@@ -1,0 +1,275 @@
+"""Curvature of the training loss over a whole dataset, as a linear operator on parameter space.
+
+``HessianOperator`` applies H, the Hessian of the dataset loss, to vectors; ``GGNOperator``
+applies the generalised Gauss-Newton matrix J^T H_loss J. Both share the machinery here:
+parameter selection, exact batch weighting, BatchNorm/Dropout handling and dtype/device
+placement. Products are computed with ``torch.func`` (forward-over-reverse for H) and a block
+of vectors is pushed through one pass over the data with ``vmap``.
+
+Objective semantics (the thing whose curvature is measured):
+
+* ``loss_fn(outputs, targets)`` returns the mean loss of a batch (PyTorch's default
+  ``reduction="mean"``) or per-example losses (``reduction="none"``, which neff averages).
+* ``reduction="mean"``: H of (1/N) sum_i loss_i over all N examples; each batch is weighted by
+  its size, so a short last batch counts exactly as much as its examples.
+  ``reduction="sum"``: H of sum_i loss_i, i.e. N times the mean. The published curves of
+  Maddox et al. summed batch-mean HVPs over B batches, i.e. B times the mean scale: their z
+  corresponds to z / B on the mean scale (z = 1 with 391 batches of 128 is z = 2.6e-3 here).
+* ``mode="eval"`` (default) evaluates BatchNorm with its running statistics and disables
+  Dropout; ``mode="train"`` uses batch statistics. Either way the model's buffers and its
+  train/eval flags are the same after every product as before.
+"""
+from __future__ import annotations
+
+import hashlib
+from contextlib import contextmanager
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from scipy.sparse.linalg import LinearOperator
+from torch.func import functional_call, grad, grad_and_value, jvp, vjp, vmap
+
+from .errors import NeffError
+from .parameters import FlatLayout, select_parameters
+
+REDUCTIONS = ("mean", "sum")
+MODES = ("eval", "train")
+
+
+@contextmanager
+def module_mode(model: torch.nn.Module, training: bool):
+    """Put every submodule in train or eval mode for the block, then restore each flag."""
+    flags = [(module, module.training) for module in model.modules()]
+    model.train(training)
+    try:
+        yield
+    finally:
+        for module, flag in flags:
+            module.training = flag
+
+
+def _check_data(data) -> None:
+    if isinstance(data, torch.Tensor) or (
+            isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)):
+        raise NeffError("data must be an iterable of (inputs, targets) batches; wrap whole tensors "
+                        "as [(X, y)] or pass a DataLoader")
+    if iter(data) is data:
+        raise NeffError("data is a one-shot iterator (such as a generator) but is read once per "
+                        "product; pass a list of batches or a DataLoader")
+    try:
+        first = next(iter(data))
+    except StopIteration:
+        raise NeffError("data is empty: it yielded no (inputs, targets) batch; pass at least one "
+                        "non-empty batch") from None
+    if not (isinstance(first, (tuple, list)) and len(first) == 2
+            and all(isinstance(t, torch.Tensor) for t in first)):
+        raise NeffError("each batch of data must be an (inputs, targets) pair of tensors, as a "
+                        "DataLoader over a TensorDataset yields")
+
+
+class CurvatureOperator:
+    """Shared machinery of the dataset-level curvature operators (see the module docstring)."""
+
+    kind = "curvature"
+
+    def __init__(self, model: torch.nn.Module, loss_fn: Callable, data: Iterable,
+                 params: str | Sequence[str] = "all", *, reduction: str = "mean",
+                 dtype: torch.dtype | None = None, device: str | torch.device | None = None,
+                 mode: str = "eval", chunk_size: int | None = None):
+        if reduction not in REDUCTIONS:
+            raise NeffError(f"reduction={reduction!r} is unknown; use 'mean' or 'sum'")
+        if mode not in MODES:
+            raise NeffError(f"mode={mode!r} is unknown; use 'eval' or 'train'")
+        names = select_parameters(model, params)
+        _check_data(data)
+        reference = next(model.parameters())
+        self.device = torch.device(device) if device is not None else reference.device
+        self.dtype = dtype or reference.dtype
+        if not self.dtype.is_floating_point:
+            raise NeffError(f"dtype={self.dtype} is not a floating type; use torch.float32 or torch.float64")
+        self.model, self.loss_fn, self.data = model, loss_fn, data
+        self.reduction, self.mode, self.chunk_size = reduction, mode, chunk_size
+        state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+        state = {name: self._place(t.detach()).clone() for name, t in state.items()}
+        self.primals = {name: state.pop(name) for name in names}
+        self.fixed = state
+        self.layout = FlatLayout(self.primals)
+        self.param_names = names
+        self.num_examples: int | None = None
+        self.n_hvp = 0
+        self._fingerprint: str | None = None
+
+    # -- shape and identity -------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.layout.size, self.layout.size)
+
+    @property
+    def num_params(self) -> int:
+        return self.layout.size
+
+    def flat_params(self) -> torch.Tensor:
+        return self.layout.join(self.primals)
+
+    def fingerprint(self) -> str:
+        """A hash of what defines the operator's matrix apart from the data: its kind,
+        reduction, mode, dtype and the selected parameters' names, shapes and values."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256(f"{self.kind}|{self.reduction}|{self.mode}|{self.dtype}".encode())
+            for name, tensor in self.primals.items():
+                digest.update(f"{name}{tuple(tensor.shape)}".encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            self._fingerprint = digest.hexdigest()[:16]
+        return self._fingerprint
+
+    # -- data ---------------------------------------------------------------------------------
+    def _place(self, tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.to(self.device, non_blocking=True)
+        return tensor.to(self.dtype) if tensor.is_floating_point() else tensor
+
+    def batches(self):
+        """The data's (inputs, targets) batches on the operator's device and dtype."""
+        for inputs, targets in self.data:
+            yield self._place(inputs), self._place(targets)
+
+    def _state(self) -> dict:
+        # Train mode may update BatchNorm running statistics in place: give it copies.
+        if self.mode == "train":
+            return {name: t.clone() for name, t in self.fixed.items()}
+        return self.fixed
+
+    def outputs(self, primals: dict, inputs: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.model, (primals, self._state()), (inputs,))
+
+    def batch_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        loss = self.loss_fn(outputs, targets)
+        return loss.mean() if loss.dim() else loss
+
+    def loss(self, primals: dict, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean loss of one batch as a function of the selected parameters."""
+        return self.batch_loss(self.outputs(primals, inputs), targets)
+
+    def _over_data(self, per_batch: Callable) -> tuple[torch.Tensor, int]:
+        """Size-weighted sum of ``per_batch(inputs, targets)`` over the data, scaled by the
+        reduction, and the number of examples seen."""
+        total, count = None, 0
+        with module_mode(self.model, self.mode == "train"):
+            for inputs, targets in self.batches():
+                size = inputs.shape[0]
+                value = per_batch(inputs, targets)
+                total = value * size if total is None else total.add_(value, alpha=size)
+                count += size
+        if count == 0:
+            raise NeffError("data is empty: it yielded no examples; pass at least one non-empty batch")
+        self.num_examples = count
+        if self.reduction == "mean":
+            total = total / count
+        if not torch.isfinite(total).all():
+            raise NeffError("the loss or its derivatives are not finite (NaN or inf) on this data; "
+                            "check the inputs, the model's parameters and the loss function")
+        return total, count
+
+    # -- products -----------------------------------------------------------------------------
+    def batch_product(self, inputs, targets, tangent: dict) -> dict:
+        """The curvature of one batch's mean loss applied to one tangent (named tensors)."""
+        raise NotImplementedError
+
+    def _block(self, rows: torch.Tensor) -> torch.Tensor:
+        """Products for the rows of a (b, n) block in one pass over the data."""
+        tangents = self.layout.split(rows)
+        b = rows.shape[0]
+
+        def per_batch(inputs, targets):
+            if b == 1:
+                one = {name: t[0] for name, t in tangents.items()}
+                return self.layout.join(self.batch_product(inputs, targets, one)).unsqueeze(0)
+            products = vmap(lambda t: self.batch_product(inputs, targets, t),
+                            chunk_size=self.chunk_size)(tangents)
+            return self.layout.join(products, lead=(b,))
+
+        total, _ = self._over_data(per_batch)
+        self.n_hvp += b
+        return total
+
+    def matmat(self, V):
+        """C V for V of shape (n, b); numpy in, numpy (float64) out; torch keeps dtype and device."""
+        as_numpy = isinstance(V, np.ndarray)
+        block = torch.as_tensor(V)
+        if block.dim() != 2 or block.shape[0] != self.num_params:
+            raise NeffError(f"expected a block of shape ({self.num_params}, b), got {tuple(block.shape)}")
+        out = self._block(self._place(block.T).contiguous()).T
+        return out.detach().cpu().double().numpy() if as_numpy else out.to(block.device, block.dtype)
+
+    def matvec(self, v):
+        """C v for v of shape (n,)."""
+        return self.matmat(v.reshape(-1, 1))[:, 0]
+
+    def __matmul__(self, other):
+        return self.matvec(other) if other.ndim == 1 else self.matmat(other)
+
+    def to_scipy(self) -> LinearOperator:
+        """A float64 ``scipy.sparse.linalg.LinearOperator`` view (for eigsh, cg, ...)."""
+        return LinearOperator(self.shape, matvec=self.matvec, rmatvec=self.matvec,
+                              matmat=self.matmat, rmatmat=self.matmat, dtype=np.float64)
+
+    def loss_and_gradient(self) -> tuple[float, torch.Tensor]:
+        """The dataset loss and its gradient in the selected parameters (same weighting)."""
+        def per_batch(inputs, targets):
+            g, value = grad_and_value(self.loss)(self.primals, inputs, targets)
+            return torch.cat([self.layout.join(g), value.reshape(1)])
+
+        total, _ = self._over_data(per_batch)
+        return float(total[-1]), total[:-1]
+
+    def dense_batch(self, inputs, targets) -> torch.Tensor:
+        """The (n, n) curvature of one batch, built without the product code (for validation)."""
+        raise NotImplementedError
+
+    def dense(self) -> torch.Tensor:
+        """The whole (n, n) matrix over the data, same weighting; for small models only."""
+        return self._over_data(self.dense_batch)[0].detach()
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(n={self.num_params}, params={len(self.param_names)} tensors, "
+                f"reduction={self.reduction!r}, mode={self.mode!r}, dtype={self.dtype}, device={self.device})")
+
+
+class HessianOperator(CurvatureOperator):
+    """H v for the Hessian of the dataset loss (forward-over-reverse: ``jvp`` of ``grad``)."""
+
+    kind = "hessian"
+
+    def batch_product(self, inputs, targets, tangent):
+        gradient = grad(lambda p: self.loss(p, inputs, targets))
+        return jvp(gradient, (self.primals,), (tangent,))[1]
+
+    def dense_batch(self, inputs, targets):
+        def flat_loss(flat):
+            return self.loss(self.layout.split(flat), inputs, targets)
+        # reverse-over-reverse: an independent route from the forward-over-reverse products
+        return torch.func.jacrev(grad(flat_loss))(self.flat_params())
+
+
+class GGNOperator(CurvatureOperator):
+    """G v = J^T H_loss J v, the generalised Gauss-Newton matrix (positive semi-definite for
+    convex losses such as cross-entropy and squared error)."""
+
+    kind = "ggn"
+
+    def batch_product(self, inputs, targets, tangent):
+        def forward(p):
+            return self.outputs(p, inputs)
+        outputs, jv = jvp(forward, (self.primals,), (tangent,))
+        loss_grad = grad(lambda o: self.batch_loss(o, targets))
+        hjv = jvp(loss_grad, (outputs,), (jv,))[1]
+        return vjp(forward, self.primals)[1](hjv)[0]
+
+    def dense_batch(self, inputs, targets):
+        flat = self.flat_params()
+        outputs = self.outputs(self.primals, inputs)
+        jac = torch.func.jacrev(lambda f: self.outputs(self.layout.split(f), inputs))(flat)
+        jac = jac.reshape(outputs.numel(), -1)
+        h_out = torch.func.hessian(lambda o: self.batch_loss(o.reshape(outputs.shape), targets))(
+            outputs.reshape(-1))
+        return jac.T @ h_out @ jac
