@@ -1,6 +1,12 @@
 """neff: certified Hessian spectra and effective dimensionality of neural networks."""
-from .errors import NeffError
+from .effdim import EffDimEstimate, effective_dimension, estimate_effective_dimension
 from .eigen import EigenResult, top_eigenpairs
+from .errors import NeffError
 from .hessian import GGNOperator, HessianOperator
+from .quadrature import spectral_density
+from .trace import hutchinson, hutchpp
 
 __version__ = "0.1.0"
+__all__ = ["EffDimEstimate", "EigenResult", "GGNOperator", "HessianOperator", "NeffError",
+           "effective_dimension", "estimate_effective_dimension", "hutchinson", "hutchpp",
+           "spectral_density", "top_eigenpairs"]

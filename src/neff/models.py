@@ -1,0 +1,154 @@
+"""The model families of the paper, each built for any number of classes and input shape.
+
+* ``preact_resnet18``: PreAct ResNet18 with width k (stages k, 2k, 4k, 8k; k = 64 is the
+  standard net), as in the deep double descent experiments (Figure 1).
+* ``convnet_depth``: the width x depth CNN of Figure 2: depth + 1 conv-BN-ReLU blocks; the
+  depth extra blocks are spread over three stages, the last block of each stage doubling the
+  channels and max-pooling; a global max-pool and a linear head. Depth 3 is the standard
+  5-layer CNN.
+* ``mlp``: fully connected net (width, depth hidden layers, activation, bias on/off).
+* ``lenet``: the LeNet-style CIFAR-10 CNN of Appendix A (62,006 parameters at 32x32x3).
+
+Global pooling is adaptive, so the same family runs on 8x8 digits and 32x32 CIFAR.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .errors import NeffError
+
+ACTIVATIONS = {"relu": nn.ReLU, "elu": nn.ELU, "tanh": nn.Tanh, "gelu": nn.GELU, "softplus": nn.Softplus}
+
+
+class PreActBlock(nn.Module):
+    """BN-ReLU-conv twice, identity (or 1x1 conv) shortcut taken after the first BN-ReLU."""
+
+    def __init__(self, in_channels: int, channels: int, stride: int):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_channels)
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.shortcut = (nn.Conv2d(in_channels, channels, 1, stride, bias=False)
+                         if stride != 1 or in_channels != channels else None)
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(x))
+        shortcut = self.shortcut(out) if self.shortcut is not None else x
+        out = self.conv1(out)
+        out = self.conv2(torch.relu(self.bn2(out)))
+        return out + shortcut
+
+
+class PreActResNet18(nn.Module):
+    """PreAct ResNet18 of width k: 2 blocks in each of 4 stages of k, 2k, 4k, 8k channels,
+    global average pool, linear head (2724 k^2 + 933 k + 100 parameters on CIFAR-100)."""
+
+    def __init__(self, num_classes: int, input_shape: Sequence[int], k: int = 64):
+        super().__init__()
+        self.conv1 = nn.Conv2d(input_shape[0], k, 3, 1, 1, bias=False)
+        blocks, channels = [], k
+        for stage, width in enumerate((k, 2 * k, 4 * k, 8 * k)):
+            for block in range(2):
+                stride = 2 if stage > 0 and block == 0 else 1
+                blocks.append(PreActBlock(channels, width, stride))
+                channels = width
+        self.blocks = nn.Sequential(*blocks)
+        self.linear = nn.Linear(channels, num_classes)
+
+    def forward(self, x):
+        out = self.blocks(self.conv1(x))
+        return self.linear(torch.flatten(nn.functional.adaptive_avg_pool2d(out, 1), 1))
+
+
+def _conv_bn_relu(in_channels: int, channels: int) -> list[nn.Module]:
+    return [nn.Conv2d(in_channels, channels, 3, 1, 1, bias=True), nn.BatchNorm2d(channels), nn.ReLU()]
+
+
+class ConvNetDepth(nn.Module):
+    """Width x depth CNN (Figure 2); see the module docstring for the layout."""
+
+    def __init__(self, num_classes: int, input_shape: Sequence[int], width: int = 64, depth: int = 3):
+        super().__init__()
+        if depth < 0:
+            raise NeffError(f"depth={depth} must be 0 or more")
+        layers = _conv_bn_relu(input_shape[0], width)
+        channels = width
+        for stage in range(3):
+            blocks = depth // 3 + (depth % 3 > stage)
+            for block in range(blocks):
+                last = block == blocks - 1
+                layers += _conv_bn_relu(channels, 2 * channels if last else channels)
+                if last:
+                    channels *= 2
+                    # ceil_mode lets a 1x1 map through, so deep nets run on tiny inputs
+                    layers.append(nn.MaxPool2d(2, ceil_mode=True))
+        self.features = nn.Sequential(*layers)
+        self.linear = nn.Linear(channels, num_classes)
+
+    def forward(self, x):
+        out = nn.functional.adaptive_max_pool2d(self.features(x), 1)
+        return self.linear(torch.flatten(out, 1))
+
+
+class MLP(nn.Module):
+    """``depth`` hidden layers of ``width`` units; inputs of any shape are flattened."""
+
+    def __init__(self, num_classes: int, input_shape: Sequence[int], width: int = 64, depth: int = 2,
+                 activation: str = "relu", bias: bool = True):
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise NeffError(f"activation={activation!r} is unknown; choose one of {', '.join(ACTIVATIONS)}")
+        sizes = [math.prod(input_shape)] + [width] * depth
+        layers: list[nn.Module] = [nn.Flatten()]
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(fan_in, fan_out, bias=bias), ACTIVATIONS[activation]()]
+        layers.append(nn.Linear(sizes[-1], num_classes, bias=bias))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class LeNet(nn.Module):
+    """LeNet-style CNN: conv5-pool-conv5-pool-fc120-fc84-fc. Inputs smaller than 32x32 get
+    padded convolutions and an adaptive pool to the 5x5 map of the original."""
+
+    def __init__(self, num_classes: int, input_shape: Sequence[int]):
+        super().__init__()
+        padding = 0 if min(input_shape[1:]) >= 32 else 2
+        self.conv1 = nn.Conv2d(input_shape[0], 6, 5, padding=padding)
+        self.conv2 = nn.Conv2d(6, 16, 5, padding=padding)
+        self.fc1, self.fc2 = nn.Linear(16 * 5 * 5, 120), nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, num_classes)
+
+    def forward(self, x):
+        out = nn.functional.max_pool2d(torch.relu(self.conv1(x)), 2)
+        out = nn.functional.max_pool2d(torch.relu(self.conv2(out)), 2)
+        out = torch.flatten(nn.functional.adaptive_avg_pool2d(out, 5), 1)
+        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(out)))))
+
+
+MODELS = {"preact_resnet18": PreActResNet18, "convnet_depth": ConvNetDepth, "mlp": MLP, "lenet": LeNet}
+
+
+def build_model(name: str, num_classes: int, input_shape: Sequence[int], **kwargs) -> nn.Module:
+    """A model of the registry by name, e.g. ``build_model("mlp", 10, (1, 8, 8), width=32)``."""
+    if name not in MODELS:
+        raise NeffError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    cls = MODELS[name]
+    accepted = [p for p in inspect.signature(cls).parameters if p not in ("num_classes", "input_shape")]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise NeffError(f"model {name!r} takes {', '.join(accepted) or 'no options'}; "
+                        f"got unknown option(s) {', '.join(unknown)}")
+    return cls(num_classes, tuple(input_shape), **kwargs)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
