@@ -1,0 +1,62 @@
+import pytest
+import torch
+from torch import nn
+
+
+def batches(x, y, size):
+    return [(x[i:i + size], y[i:i + size]) for i in range(0, len(x), size)]
+
+
+def reference_hessian(model, loss_fn, data, params=None):
+    """Dense Hessian of the size-weighted mean loss by double backward on a flat vector: an
+    implementation independent of neff's."""
+    named = dict(model.named_parameters())
+    names = params or list(named)
+    flat0 = torch.cat([named[n].detach().reshape(-1) for n in names])
+    total = sum(x.shape[0] for x, _ in data)
+
+    def loss(flat):
+        pieces = torch.split(flat, [named[n].numel() for n in names])
+        state = {n: p.view_as(named[n]) for n, p in zip(names, pieces)}
+        value = 0
+        for x, y in data:
+            value = value + x.shape[0] * loss_fn(torch.func.functional_call(model, state, (x,)), y)
+        return value / total
+
+    return torch.autograd.functional.hessian(loss, flat0)
+
+
+@pytest.fixture
+def classification_data():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(53, 6, generator=gen, dtype=torch.float64)
+    y = (x[:, 0] + x[:, 1] > 0).long() + (x[:, 2] > 0.5).long()
+    return x, y
+
+
+@pytest.fixture
+def mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+
+
+@pytest.fixture
+def trained_mlp(mlp, classification_data):
+    x, y = classification_data
+    opt = torch.optim.Adam(mlp.parameters(), 0.02)
+    for _ in range(400):
+        opt.zero_grad()
+        nn.functional.cross_entropy(mlp(x), y).backward()
+        opt.step()
+    return mlp
+
+
+@pytest.fixture
+def bn_cnn():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(3 * 4 * 4, 4)).double()
+    with torch.no_grad():  # non-trivial running statistics
+        model[1].running_mean.uniform_(-0.5, 0.5)
+        model[1].running_var.uniform_(0.5, 2.0)
+    return model

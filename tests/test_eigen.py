@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import neff
+from conftest import batches
+
+
+@pytest.fixture
+def saddle_operator(mlp, classification_data):
+    """An untrained tanh net: its Hessian has many negative eigenvalues."""
+    x, y = classification_data
+    return neff.HessianOperator(mlp, nn.CrossEntropyLoss(), batches(x, y, 16))
+
+
+@pytest.mark.parametrize("method", ["lanczos", "eigsh"])
+def test_negative_curvature_keeps_its_sign(saddle_operator, method):
+    dense = np.linalg.eigvalsh(saddle_operator.dense().numpy())
+    assert dense[0] < -1e-3
+    result = neff.top_eigenpairs(saddle_operator, 4, method, which="smallest", tol=1e-8)
+    assert result.all_converged
+    np.testing.assert_allclose(result.eigenvalues, dense[:4], rtol=1e-6)
+    top = neff.top_eigenpairs(saddle_operator, 4, method, tol=1e-8)
+    np.testing.assert_allclose(top.eigenvalues, dense[::-1][:4], rtol=1e-6)
+    # the certificate: every pair lies within its residual of a dense eigenvalue
+    gap = np.abs(result.eigenvalues[:, None] - dense[None]).min(1)
+    assert np.all(gap <= result.residuals + 1e-12)
+
+
+def test_eigenvectors_and_records(saddle_operator):
+    result = neff.top_eigenpairs(saddle_operator, 3, tol=1e-8)
+    v = result.eigenvectors
+    assert v.shape == (saddle_operator.num_params, 3)
+    torch.testing.assert_close(v.T @ v, torch.eye(3, dtype=torch.float64), atol=1e-8, rtol=0)
+    record = result.record()
+    assert record["n_hvp"] == result.n_hvp > 0 and len(record["ritz_values"]) == result.steps
+    assert "converged" in str(result)
+
+
+def test_too_short_run_is_flagged(saddle_operator):
+    result = neff.top_eigenpairs(saddle_operator, 8, tol=1e-10, max_steps=10)
+    assert not result.all_converged
+    assert result.steps == 10 and result.n_hvp == 10 + 1 + 8  # steps, one look-ahead, residuals
+
+
+class Interrupting:
+    """Wraps an operator and raises after a number of products, like a killed job."""
+
+    def __init__(self, operator, after):
+        self.operator, self.after = operator, after
+
+    def __getattr__(self, name):
+        return getattr(self.operator, name)
+
+    def matvec(self, v):
+        if self.operator.n_hvp >= self.after:
+            raise KeyboardInterrupt
+        return self.operator.matvec(v)
+
+
+def test_resumed_run_equals_uninterrupted(saddle_operator, tmp_path):
+    full = neff.top_eigenpairs(saddle_operator, 6, tol=1e-9)
+    checkpoint = tmp_path / "run.ckpt.pt"
+    with pytest.raises(KeyboardInterrupt):
+        neff.top_eigenpairs(Interrupting(saddle_operator, saddle_operator.n_hvp + 23), 6, tol=1e-9,
+                            checkpoint=checkpoint)
+    assert checkpoint.exists()
+    before = saddle_operator.n_hvp
+    resumed = neff.top_eigenpairs(saddle_operator, 6, tol=1e-9, checkpoint=checkpoint)
+    assert np.array_equal(resumed.eigenvalues, full.eigenvalues)
+    assert np.array_equal(resumed.residuals, full.residuals)
+    assert saddle_operator.n_hvp - before == full.n_hvp - 23  # the first 23 products were replayed
+
+
+def test_checkpoint_of_another_operator_is_refused(saddle_operator, trained_mlp, classification_data, tmp_path):
+    checkpoint = tmp_path / "run.ckpt.pt"
+    neff.top_eigenpairs(saddle_operator, 2, max_steps=25, checkpoint=checkpoint)
+    x, y = classification_data
+    other = neff.HessianOperator(trained_mlp, nn.CrossEntropyLoss(), batches(x, y, 16))
+    with pytest.raises(neff.NeffError, match="belongs to another run"):
+        neff.top_eigenpairs(other, 2, checkpoint=checkpoint)
+
+
+def test_lanczos_and_eigsh_agree(trained_mlp, classification_data):
+    x, y = classification_data
+    op = neff.HessianOperator(trained_mlp, nn.CrossEntropyLoss(), batches(x, y, 53))
+    a = neff.top_eigenpairs(op, 5, "lanczos", tol=1e-8)
+    b = neff.top_eigenpairs(op, 5, "eigsh", tol=1e-8)
+    assert a.all_converged and b.all_converged
+    np.testing.assert_allclose(a.eigenvalues, b.eigenvalues, rtol=1e-7)

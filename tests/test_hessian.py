@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import neff
+from conftest import batches, reference_hessian
+
+
+def rel(a, b):
+    return float((a - b).abs().max() / b.abs().max())
+
+
+def test_mlp_with_biases_matches_dense_hessian(mlp, classification_data):
+    x, y = classification_data
+    data = batches(x, y, 16)  # 16, 16, 16, 5: a short last batch
+    op = neff.HessianOperator(mlp, nn.CrossEntropyLoss(), data, dtype=torch.float64)
+    dense = reference_hessian(mlp, nn.CrossEntropyLoss(), data)
+    assert rel(op.dense(), dense) < 1e-10
+    v = torch.randn(op.num_params, 4, dtype=torch.float64)
+    assert rel(op.matmat(v), dense @ v) < 1e-10
+    assert rel(op.matvec(v[:, 0]), dense @ v[:, 0]) < 1e-10
+    assert op.num_examples == 53 and op.n_hvp == 5
+
+
+def test_cnn_with_batchnorm_eigenvalues_and_buffers(bn_cnn):
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(27, 1, 6, 6, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 4, (27,), generator=gen)
+    data = batches(x, y, 10)  # 10, 10, 7
+    buffers = {k: b.clone() for k, b in bn_cnn.named_buffers()}
+    bn_cnn.train()
+    op = neff.HessianOperator(bn_cnn, nn.CrossEntropyLoss(), data, dtype=torch.float64)
+    bn_cnn.eval()
+    dense = reference_hessian(bn_cnn, nn.CrossEntropyLoss(), data)
+    bn_cnn.train()
+    expected = np.linalg.eigvalsh(dense.numpy())[::-1][:5]
+    result = neff.top_eigenpairs(op, 5, tol=1e-10)
+    assert result.all_converged
+    np.testing.assert_allclose(result.eigenvalues, expected, rtol=1e-8)
+    for mode in ("eval", "train"):
+        neff.HessianOperator(bn_cnn, nn.CrossEntropyLoss(), data, dtype=torch.float64, mode=mode).matvec(
+            torch.randn(op.num_params, dtype=torch.float64))
+    for k, b in bn_cnn.named_buffers():
+        assert torch.equal(b, buffers[k]), k
+    assert bn_cnn.training and all(m.training for m in bn_cnn.modules())
+
+
+def test_train_mode_uses_batch_statistics(bn_cnn):
+    x = torch.randn(12, 1, 6, 6, dtype=torch.float64)
+    y = torch.randint(0, 4, (12,))
+    op = neff.HessianOperator(bn_cnn, nn.CrossEntropyLoss(), [(x, y)], mode="train")
+    bn_cnn.train()
+    dense = reference_hessian(bn_cnn, nn.CrossEntropyLoss(), [(x, y)])
+    v = torch.randn(op.num_params, dtype=torch.float64)
+    assert rel(op.matvec(v), dense @ v) < 1e-10
+
+
+@pytest.mark.parametrize("reduction, scale", [("mean", 1 / 40), ("sum", 1.0)])
+def test_linear_regression_closed_form(reduction, scale):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 5, generator=gen, dtype=torch.float64)
+    y = torch.randn(40, 1, generator=gen, dtype=torch.float64)
+    model = nn.Linear(5, 1, bias=False).double()
+    half_mse = lambda out, t: 0.5 * ((out - t) ** 2).sum(1)  # noqa: E731 per-example losses
+    op = neff.HessianOperator(model, half_mse, batches(x, y, 16), reduction=reduction)
+    truth = x.T @ x * scale
+    assert rel(op.dense(), truth) < 1e-12
+    assert rel(op.matmat(torch.eye(5, dtype=torch.float64)), truth) < 1e-12
+    ggn = neff.GGNOperator(model, half_mse, batches(x, y, 16), reduction=reduction)
+    assert rel(ggn.matmat(torch.eye(5, dtype=torch.float64)), truth) < 1e-12
+
+
+def test_batching_does_not_change_the_operator(mlp, classification_data):
+    x, y = classification_data
+    v = torch.randn(sum(p.numel() for p in mlp.parameters()), dtype=torch.float64)
+    products = [neff.HessianOperator(mlp, nn.CrossEntropyLoss(), batches(x, y, b)).matvec(v)
+                for b in (53, 10, 7)]
+    for p in products[1:]:
+        assert rel(p, products[0]) < 1e-12
+
+
+def test_ggn_matches_dense_and_is_psd(mlp, classification_data):
+    x, y = classification_data
+    data = batches(x, y, 20)
+    op = neff.GGNOperator(mlp, nn.CrossEntropyLoss(), data)
+    dense = op.dense()
+    v = torch.randn(op.num_params, 3, dtype=torch.float64)
+    assert rel(op.matmat(v), dense @ v) < 1e-10
+    assert np.linalg.eigvalsh(dense.numpy()).min() > -1e-10
+
+
+def test_parameter_selection(bn_cnn):
+    x, y = torch.randn(4, 1, 6, 6, dtype=torch.float64), torch.randint(0, 4, (4,))
+    weights = neff.HessianOperator(bn_cnn, nn.CrossEntropyLoss(), [(x, y)], params="weights")
+    assert weights.param_names == ["0.weight", "4.weight"]
+    pattern = neff.HessianOperator(bn_cnn, nn.CrossEntropyLoss(), [(x, y)], params=["1.*"])
+    assert pattern.param_names == ["1.weight", "1.bias"] and pattern.num_params == 6
+    dense = reference_hessian(bn_cnn.eval(), nn.CrossEntropyLoss(), [(x, y)], params=["0.weight", "4.weight"])
+    assert rel(weights.dense(), dense) < 1e-10
+
+
+def test_scipy_view_and_float32(mlp, classification_data):
+    x, y = classification_data
+    op64 = neff.HessianOperator(mlp, nn.CrossEntropyLoss(), batches(x, y, 16))
+    op32 = neff.HessianOperator(mlp, nn.CrossEntropyLoss(), batches(x, y, 16), dtype=torch.float32)
+    v = np.random.default_rng(0).standard_normal(op64.num_params)
+    exact = op64.to_scipy() @ v
+    assert exact.dtype == np.float64
+    np.testing.assert_allclose(op32.to_scipy() @ v, exact, rtol=0, atol=1e-5 * np.abs(exact).max())
+
+
+def test_loss_and_gradient(mlp, classification_data):
+    x, y = classification_data
+    op = neff.HessianOperator(mlp, nn.CrossEntropyLoss(), batches(x, y, 16))
+    loss, gradient = op.loss_and_gradient()
+    full = nn.functional.cross_entropy(mlp(x), y)
+    expected = torch.cat([g.reshape(-1) for g in torch.autograd.grad(full, list(mlp.parameters()))])
+    assert abs(loss - full.item()) < 1e-12 and rel(gradient, expected) < 1e-10
