@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import pickle
 import platform
 import socket
 import subprocess
@@ -102,9 +103,13 @@ def load_checkpoint(model: torch.nn.Module, path: str | Path) -> torch.nn.Module
         raise NeffError(f"checkpoint {path} does not exist; check the path")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for untrusted or corrupt files
-        raise NeffError(f"checkpoint {path} cannot be loaded safely (weights_only=True): "
-                        f"{str(err).splitlines()[0]}; save it with torch.save(model.state_dict(), path)") from None
+    except pickle.UnpicklingError:
+        raise NeffError(f"checkpoint {path} holds objects other than tensors and plain containers, so "
+                        "it cannot be loaded safely (weights_only=True); save it with "
+                        "torch.save(model.state_dict(), path)") from None
+    except (OSError, RuntimeError, EOFError):
+        raise NeffError(f"checkpoint {path} is not a readable torch file; check the path or save it "
+                        "again with torch.save(model.state_dict(), path)") from None
     for key in ("model", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

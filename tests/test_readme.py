@@ -1,0 +1,22 @@
+"""The README's own-model example runs as written."""
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_own_model_example_runs(capsys):
+    text = README.read_text()
+    section = text.split("## Effective dimensionality of your own model", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code, str(README), "exec"), {})
+    printed = capsys.readouterr().out
+    assert "largest eigenpairs converged" in printed and "N_eff by slq" in printed
+
+
+def test_quick_start_has_two_commands():
+    quick = README.read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```bash\n(.*?)```", quick, re.S)
+    assert len(commands) == 2 and all(c.strip().count("\n") == 0 for c in commands)
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert "pip install -e '.[test]' && python -m pytest -q" in commands[1] and commands[1].split("&& ", 2)[2].strip() in ci
