@@ -1,0 +1,30 @@
+"""The same operator and solvers on a CUDA device agree with the CPU (skipped without a GPU)."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import neff
+from conftest import batches
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def test_cuda_matches_cpu(bn_cnn):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(45, 1, 6, 6, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 4, (45,), generator=gen)
+    data = batches(x, y, 16)
+    cpu = neff.HessianOperator(bn_cnn, nn.CrossEntropyLoss(), data, dtype=torch.float64)
+    gpu = neff.HessianOperator(bn_cnn, nn.CrossEntropyLoss(), data, dtype=torch.float64, device="cuda")
+    v = torch.randn(cpu.num_params, 3, dtype=torch.float64)
+    torch.testing.assert_close(gpu.matmat(v.cuda()).cpu(), cpu.matmat(v), rtol=1e-10, atol=1e-12)
+    a = neff.top_eigenpairs(cpu, 5, tol=1e-9)
+    b = neff.top_eigenpairs(gpu, 5, tol=1e-9)
+    assert b.all_converged and b.eigenvectors.device.type == "cuda"
+    np.testing.assert_allclose(b.eigenvalues, a.eigenvalues, rtol=1e-9)
+    est = neff.estimate_effective_dimension(gpu, [0.01, 0.1], eigen=b)
+    assert np.all(est.lower <= est.upper)
+    f32 = neff.HessianOperator(bn_cnn, nn.CrossEntropyLoss(), data, dtype=torch.float32, device="cuda")
+    c = neff.top_eigenpairs(f32, 5, tol=1e-4)
+    np.testing.assert_allclose(c.eigenvalues, a.eigenvalues, rtol=1e-4)
