@@ -1,0 +1,71 @@
+import pytest
+import torch
+
+from neff import NeffError
+from neff.data import load_dataset
+from neff.models import build_model
+from neff.train import TrainConfig, augment_images, learning_rate, train
+
+
+def test_paper_schedule():
+    config = TrainConfig(epochs=200, lr=0.01)
+    assert learning_rate(config, 0) == learning_rate(config, 100) == 0.01
+    assert learning_rate(config, 140) == pytest.approx(0.01 * (1 - 0.99 * 0.5))
+    assert learning_rate(config, 180) == learning_rate(config, 199) == pytest.approx(1e-4)
+
+
+def small_run(**kwargs):
+    data = load_dataset("digits", subset=200)
+    torch.manual_seed(0)
+    model = build_model("mlp", 10, (1, 8, 8), width=16, depth=1)
+    config = TrainConfig(epochs=4, batch_size=32, lr=0.05, checkpoint_every=1, **kwargs)
+    return data, model, config
+
+
+def test_training_learns_and_records_metrics():
+    data, model, config = small_run(optimizer="adam")
+    config.lr = 0.02
+    history = train(model, data, config, device="cpu")
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    assert history[-1]["train_loss"] < history[0]["train_loss"] and history[-1]["test_acc"] > 0.3  # chance: 0.1
+
+
+def test_augmentation_crops_and_flips():
+    images = torch.arange(2 * 64, dtype=torch.float32).reshape(2, 1, 8, 8)
+    out = augment_images(images, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and not torch.equal(out, images)
+    assert set(out.unique().tolist()) <= set(images.unique().tolist()) | {0.0}
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_run_resumes_exactly(tmp_path):
+    data, model, config = small_run()
+    full = train(model, data, config, device="cpu")
+    expected = [p.detach().clone() for p in model.parameters()]
+
+    def kill_after_two(row):
+        if row["epoch"] == 2:
+            raise Killed
+
+    data, model, config = small_run()
+    with pytest.raises(Killed):
+        train(model, data, config, checkpoint=tmp_path / "ckpt.pt", device="cpu", on_epoch=kill_after_two)
+    data, model, config = small_run()
+    resumed = train(model, data, config, checkpoint=tmp_path / "ckpt.pt", device="cpu")
+    assert resumed == full
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), expected))
+
+
+def test_divergence_is_one_clear_error():
+    data, model, config = small_run()
+    config.lr = 1e6
+    with pytest.raises(NeffError, match="training diverged at epoch 1 .* lower the learning rate"):
+        train(model, data, config, device="cpu")
+
+
+def test_bad_settings():
+    with pytest.raises(NeffError, match="optimizer='rmsprop' is unknown"):
+        TrainConfig(optimizer="rmsprop")
