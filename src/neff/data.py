@@ -1,9 +1,12 @@
-"""Small datasets that need no download: scikit-learn's digits (real 8x8 images shipped with
-scikit-learn), two spirals and a 1-D regression problem, each with a fixed train/test split."""
+"""Datasets with fixed train/test splits: scikit-learn's digits (real 8x8 images shipped with
+scikit-learn), two spirals, a 1-D regression problem (none needs a download), and CIFAR-10/100
+through torchvision's download code. Optional label noise corrupts a seeded, recorded subset
+of the training labels, so every model of a grid sees the same data."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,6 +25,7 @@ class Dataset:
     num_classes: int  # 1 output for regression
     input_shape: tuple[int, ...]
     task: str  # "classification" or "regression"
+    corrupted: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     def loader(self, split: str = "train", batch_size: int = 128, shuffle: bool = False,
                seed: int = 0) -> DataLoader:
@@ -71,11 +75,57 @@ def regression(seed: int = 0, size: int = 400, noise: float = 0.1) -> Dataset:
     return Dataset("regression", train, test, 1, (1,), "regression")
 
 
-DATASETS = {"digits": digits, "spirals": spirals, "regression": regression}
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 
-def load_dataset(name: str, seed: int = 0, subset: int | None = None) -> Dataset:
-    """A dataset by name; ``subset`` keeps the first examples of the training split."""
+def cifar(num_classes: int = 10, root: str | Path = "resources/data", download: bool = True, seed: int = 0) -> Dataset:
+    """CIFAR-10 or CIFAR-100 via torchvision (downloaded into ``root`` when missing), scaled
+    to [0, 1] and normalised per channel. Offline, one error says where to put the archive;
+    a failed download leaves no partial archive behind."""
+    import torchvision
+    cls = torchvision.datasets.CIFAR10 if num_classes == 10 else torchvision.datasets.CIFAR100
+    root = Path(root)
+    archive = root / cls.filename
+    existed = archive.exists()
+    try:
+        splits = [cls(str(root), train=train, download=download) for train in (True, False)]
+    except (OSError, RuntimeError) as err:  # URLError is an OSError
+        if not existed:
+            archive.unlink(missing_ok=True)
+        state = "is corrupt or incomplete" if existed else "is missing"
+        raise NeffError(f"CIFAR-{num_classes} {state} in {root} and could not be "
+                        f"{'downloaded' if download else 'loaded'} ({type(err).__name__}); place "
+                        f"{cls.filename} from {cls.url} (md5 {cls.tgz_md5}) in {root} and rerun") from None
+    mean = torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
+
+    def tensors(split):
+        x = torch.from_numpy(split.data).permute(0, 3, 1, 2).float() / 255
+        return TensorDataset((x - mean) / std, torch.tensor(split.targets, dtype=torch.int64))
+    return Dataset(f"cifar{num_classes}", tensors(splits[0]), tensors(splits[1]), num_classes, (3, 32, 32),
+                   "classification")
+
+
+def corrupt_labels(labels: torch.Tensor, num_classes: int, fraction: float, seed: int):
+    """Give a seeded ``fraction`` of the labels another class, chosen uniformly; returns the
+    new labels and the sorted indices that were changed."""
+    if not 0 <= fraction <= 1:
+        raise NeffError(f"label_noise={fraction} must be a fraction between 0 and 1")
+    rng = np.random.default_rng(seed)
+    index = np.sort(rng.choice(len(labels), int(round(fraction * len(labels))), replace=False))
+    shift = torch.from_numpy(rng.integers(1, num_classes, len(index)))
+    noisy = labels.clone()
+    noisy[index] = (labels[index] + shift) % num_classes
+    return noisy, index
+
+
+DATASETS = {"digits": digits, "spirals": spirals, "regression": regression,
+            "cifar10": lambda seed: cifar(10, seed=seed), "cifar100": lambda seed: cifar(100, seed=seed)}
+
+
+def load_dataset(name: str, seed: int = 0, subset: int | None = None, label_noise: float = 0.0) -> Dataset:
+    """A dataset by name; ``subset`` keeps the first training examples; ``label_noise``
+    corrupts that fraction of the training labels (seeded, recorded in ``.corrupted``)."""
     if name not in DATASETS:
         raise NeffError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     data = DATASETS[name](seed=seed)
@@ -83,4 +133,10 @@ def load_dataset(name: str, seed: int = 0, subset: int | None = None) -> Dataset
         if subset < 1:
             raise NeffError(f"subset={subset} must be a positive number of examples")
         data.train = TensorDataset(*(t[:subset] for t in data.train.tensors))
+    if label_noise:
+        if data.task != "classification":
+            raise NeffError(f"label_noise applies to classification; {name} is a regression dataset")
+        inputs, labels = data.train.tensors
+        noisy, data.corrupted = corrupt_labels(labels, data.num_classes, label_noise, seed)
+        data.train = TensorDataset(inputs, noisy)
     return data
