@@ -69,3 +69,20 @@ def test_bad_input_is_one_line(argv, message, capsys, tmp_path, monkeypatch):
 def test_installed_command():
     done = subprocess.run([sys.executable, "-m", "neff.cli", "effdim", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "--negative" in done.stdout
+
+
+def test_seeded_runs_repeat_and_options_parse_as_python(tmp_path, capsys):
+    outs = [tmp_path / f"r{i}.npz" for i in range(2)]
+    for out in outs:
+        assert main(["spectrum", "--model", "mlp", "--model-kwargs", "width=6", "depth=1", "bias=False",
+                     "--dataset", "digits", "--subset", "100", "--k", "3", "--out", str(out)]) == 0
+    first, second = (np.load(out)["eigenvalues"] for out in outs)
+    assert np.array_equal(first, second)
+    record = json.loads(outs[0].with_suffix(".json").read_text())
+    assert record["model_kwargs"]["bias"] is False and int(np.load(outs[0])["num_params"]) == 64 * 6 + 6 * 10
+
+
+def test_bad_z_is_refused_before_any_work(tmp_path, capsys):
+    out = tmp_path / "z.npz"
+    assert main(["spectrum", *PROBLEM, "--z", "0", "--out", str(out)]) == 2
+    assert "z must be a positive number" in capsys.readouterr().err and not out.exists()

@@ -89,3 +89,18 @@ def test_lanczos_and_eigsh_agree(trained_mlp, classification_data):
     b = neff.top_eigenpairs(op, 5, "eigsh", tol=1e-8)
     assert a.all_converged and b.all_converged
     np.testing.assert_allclose(a.eigenvalues, b.eigenvalues, rtol=1e-7)
+
+
+def test_repeated_eigenvalues_are_reported_not_hidden():
+    """H = I_2 (x) X^T X / n: every eigenvalue twice. One start vector sees one copy of each."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 3, generator=gen, dtype=torch.float64)
+    y = torch.randn(40, 2, generator=gen, dtype=torch.float64)
+    model = nn.Linear(3, 2, bias=False).double()
+    half_sse = lambda out, t: 0.5 * ((out - t) ** 2).sum(1)  # noqa: E731
+    op = neff.HessianOperator(model, half_sse, [(x, y)])
+    with pytest.warns(UserWarning, match="only 3 of the 5 requested eigenpairs"):
+        result = neff.top_eigenpairs(op, 5, tol=1e-10)
+    assert result.k == 3
+    report = neff.validate(op, result, z=[0.1])
+    assert report.certificates_hold and not report.ok

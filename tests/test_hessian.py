@@ -117,3 +117,22 @@ def test_loss_and_gradient(mlp, classification_data):
     full = nn.functional.cross_entropy(mlp(x), y)
     expected = torch.cat([g.reshape(-1) for g in torch.autograd.grad(full, list(mlp.parameters()))])
     assert abs(loss - full.item()) < 1e-12 and rel(gradient, expected) < 1e-10
+
+
+def test_pytorch_loss_modules_are_weighted_per_example():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 4, generator=gen, dtype=torch.float64)
+    y = torch.randn(30, 2, generator=gen, dtype=torch.float64)
+    model = nn.Linear(4, 2, bias=False).double()
+    op = neff.HessianOperator(model, nn.MSELoss(), batches(x, y, 8))
+    truth = torch.kron(torch.eye(2, dtype=torch.float64), x.T @ x * 2 / (30 * 2))  # mean over 2 outputs
+    assert rel(op.matmat(torch.eye(8, dtype=torch.float64)), truth) < 1e-12
+    with pytest.raises(neff.NeffError, match="reduction='sum', which breaks the exact batch weighting"):
+        neff.HessianOperator(model, nn.MSELoss(reduction="sum"), batches(x, y, 8))
+
+
+def test_train_mode_with_dropout_is_refused(classification_data):
+    model = nn.Sequential(nn.Linear(6, 8), nn.Dropout(0.2), nn.Linear(8, 3)).double()
+    with pytest.raises(neff.NeffError, match="Dropout would draw a new mask"):
+        neff.HessianOperator(model, nn.CrossEntropyLoss(), [classification_data], mode="train")
+    neff.HessianOperator(model, nn.CrossEntropyLoss(), [classification_data])  # eval mode is fine

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
-import json
 import sys
 import time
 
@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .data import DATASETS, load_dataset
-from .effdim import NEGATIVE, certified_bounds, effective_dimension
+from .effdim import NEGATIVE, as_z, certified_bounds, effective_dimension
 from .eigen import METHODS, EigenResult, top_eigenpairs
 from .errors import NeffError
 from .hessian import HessianOperator
@@ -23,9 +23,10 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def _value(text: str):
+    """A Python literal (32, 0.5, False, 'relu') or else the text itself."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
         return text
 
 
@@ -41,6 +42,7 @@ def _kwargs(pairs: list[str]) -> dict:
 
 def _model(args, data):
     kwargs = _kwargs(args.model_kwargs)
+    torch.manual_seed(args.seed)  # the same initial weights on every run with this seed
     if args.factory:
         module, _, name = args.factory.partition(":")
         try:
@@ -56,6 +58,7 @@ def _model(args, data):
 
 
 def _operator(args):
+    as_z(args.z)  # refuse a bad z before any work
     data = load_dataset(args.dataset, seed=args.seed, subset=args.subset)
     model = _model(args, data)
     params = args.params[0] if args.params in (["all"], ["weights"]) else args.params

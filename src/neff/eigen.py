@@ -104,7 +104,7 @@ def _check_request(operator: CurvatureOperator, k: int, method: str, which: str,
         raise NeffError(f"k={k!r} must be a positive integer")
     if k >= n:
         raise NeffError(f"k={k} must be smaller than the number of parameters ({n}); for the whole "
-                        "spectrum of a model this small use neff.validate.dense_spectrum")
+                        "spectrum of a model this small use neff.dense_spectrum")
     if not tol > 0:
         raise NeffError(f"tol={tol!r} must be positive")
 
@@ -187,6 +187,10 @@ def top_eigenpairs(operator: CurvatureOperator, k: int, method: str = "lanczos",
     else:
         values, vectors = _eigsh_pairs(operator, k, which, tol, max_steps, seed)
         norm = float(np.abs(values).max()) if len(values) else 0.0
+    if len(values) < k:
+        warnings.warn(f"only {len(values)} of the {k} requested eigenpairs exist in the Krylov space "
+                      "(the operator has fewer distinct eigenvalues visible from the start vector, e.g. "
+                      "repeated ones); the result holds the pairs found", stacklevel=2)
     residuals = certify(operator, values, vectors)
     converged = residuals <= tol * norm
     return EigenResult(eigenvalues=np.asarray(values, dtype=np.float64), residuals=residuals,

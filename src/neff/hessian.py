@@ -21,6 +21,7 @@ Objective semantics (the thing whose curvature is measured):
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 from contextlib import contextmanager
 from typing import Callable, Iterable, Sequence
@@ -47,6 +48,26 @@ def module_mode(model: torch.nn.Module, training: bool):
     finally:
         for module, flag in flags:
             module.training = flag
+
+
+def _per_example(loss_fn: Callable) -> Callable:
+    """A PyTorch loss module as per-example losses (neff weights batches itself; also avoids a
+    forward-mode failure of some mean-reduced losses, e.g. MSELoss, under torch.func)."""
+    if not isinstance(loss_fn, torch.nn.modules.loss._Loss):
+        return loss_fn
+    if loss_fn.reduction == "sum":
+        raise NeffError("loss_fn has reduction='sum', which breaks the exact batch weighting; use "
+                        "reduction='mean' and pass reduction='sum' to the operator for the summed scale")
+    per_example = copy.copy(loss_fn)
+    per_example.reduction = "none"
+    return per_example
+
+
+def _check_dropout(model: torch.nn.Module, mode: str) -> None:
+    if mode == "train" and any(isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0
+                               for m in model.modules()):
+        raise NeffError("mode='train' with Dropout would draw a new mask for every product, so the "
+                        "operator would not be one matrix; use mode='eval'")
 
 
 def _check_data(data) -> None:
@@ -82,13 +103,14 @@ class CurvatureOperator:
         if mode not in MODES:
             raise NeffError(f"mode={mode!r} is unknown; use 'eval' or 'train'")
         names = select_parameters(model, params)
+        _check_dropout(model, mode)
         _check_data(data)
         reference = next(model.parameters())
         self.device = torch.device(device) if device is not None else reference.device
         self.dtype = dtype or reference.dtype
         if not self.dtype.is_floating_point:
             raise NeffError(f"dtype={self.dtype} is not a floating type; use torch.float32 or torch.float64")
-        self.model, self.loss_fn, self.data = model, loss_fn, data
+        self.model, self.loss_fn, self.data = model, _per_example(loss_fn), data
         self.reduction, self.mode, self.chunk_size = reduction, mode, chunk_size
         state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
         state = {name: self._place(t.detach()).clone() for name, t in state.items()}
@@ -114,7 +136,8 @@ class CurvatureOperator:
 
     def fingerprint(self) -> str:
         """A hash of what defines the operator's matrix apart from the data: its kind,
-        reduction, mode, dtype and the selected parameters' names, shapes and values."""
+        reduction, mode, dtype and the selected parameters' names, shapes and values. The data
+        is not hashed: keep it fixed between a run and its resumption."""
         if self._fingerprint is None:
             digest = hashlib.sha256(f"{self.kind}|{self.reduction}|{self.mode}|{self.dtype}".encode())
             for name, tensor in self.primals.items():

@@ -3,7 +3,12 @@
 Lanczos is deterministic given its start vector and the products it receives. Replaying the
 stored products H q_j therefore reproduces an interrupted run exactly, and a longer run
 re-uses every product of a shorter one for free. Each stored product keeps a fingerprint of
-the vector it belongs to, so a replay that drifts from the recorded run is caught at once.
+the vector it belongs to, so a replay whose Krylov vectors drift from the recorded run is
+caught at once. The checkpoint header identifies the operator (parameters, kind, dtype) and
+the seed, not the data: resume with the same data.
+
+The products are kept in memory for the whole run (n x steps numbers in the operator's
+dtype, as many as the Lanczos basis itself), which is what makes extending a run free.
 """
 from __future__ import annotations
 
@@ -89,8 +94,8 @@ class ProductLog:
         if self.position < len(self.products):
             stored = self.keys[self.position]
             if not torch.allclose(key, stored, rtol=1e-9, atol=1e-12 * float(stored[1])):
-                raise NeffError("a replayed Lanczos run diverged from its checkpoint (the operator "
-                                "or data changed); delete the checkpoint file to start afresh")
+                raise NeffError("a replayed Lanczos run diverged from its checkpoint (its vectors "
+                                "differ from the recorded ones); delete the checkpoint file to start afresh")
             product = self.products[self.position]
         else:
             product = self.operator.matvec(q[:, 0].to(self.operator.dtype))

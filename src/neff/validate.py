@@ -34,14 +34,25 @@ class ValidationReport:
     effdim_dense: np.ndarray
     estimates: dict
 
+    requested: int = 0
+
+    @property
+    def certified_contains_dense(self) -> bool:
+        est = self.estimates["certified"]
+        slack = 1e-9 * np.maximum(1.0, self.effdim_dense)
+        return bool(np.all((est.lower <= self.effdim_dense + slack) & (self.effdim_dense <= est.upper + slack)))
+
     @property
     def ok(self) -> bool:
-        return self.certificates_hold
+        """Certificates hold, all requested pairs came back, converged ones match the dense
+        eigenvalues in order to 10 x tol, and the certified N_eff bound holds."""
+        return (self.certificates_hold and self.eigen.k == self.requested
+                and self.max_relative_error <= 10 * self.eigen.tol and self.certified_contains_dense)
 
     def __str__(self) -> str:
-        lines = [f"dense check of {len(self.dense)} parameters: certificates "
-                 f"{'hold' if self.certificates_hold else 'VIOLATED'}; converged eigenvalues within "
-                 f"{self.max_relative_error:.2e} (relative) of the dense ones",
+        lines = [f"dense check of {len(self.dense)} parameters: {'OK' if self.ok else 'FAILED'}; certificates "
+                 f"{'hold' if self.certificates_hold else 'VIOLATED'}; {self.eigen.k} of {self.requested} pairs; "
+                 f"converged eigenvalues within {self.max_relative_error:.2e} (relative) of the dense ones",
                  f"{'z':>10} {'dense':>10} " + " ".join(f"{m:>24}" for m in self.estimates)]
         for i, z in enumerate(self.z):
             cells = []
@@ -57,6 +68,7 @@ def validate(operator: CurvatureOperator, eigen: EigenResult | None = None, *, k
              z=(0.1, 1.0), tol: float = 1e-4, max_params: int = 5000, seed: int = 0) -> ValidationReport:
     """Compare certified eigenpairs and every N_eff estimator with the dense answer."""
     dense = dense_spectrum(operator, max_params)
+    requested = eigen.k if eigen is not None else k
     eigen = eigen or top_eigenpairs(operator, k, tol=tol, seed=seed)
     order = dense[::-1] if eigen.which == "largest" else dense
     nearest = np.abs(eigen.eigenvalues[:, None] - dense[None, :]).min(axis=1)
@@ -68,4 +80,4 @@ def validate(operator: CurvatureOperator, eigen: EigenResult | None = None, *, k
                                                  seed=seed) for m in ESTIMATORS}
     zs = np.atleast_1d(np.asarray(z, dtype=np.float64))
     return ValidationReport(dense, eigen, certificates_hold, float(error.max(initial=0.0)), zs,
-                            effective_dimension(dense, zs), estimates)
+                            effective_dimension(dense, zs), estimates, requested)
