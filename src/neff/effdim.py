@@ -173,9 +173,8 @@ def estimate_effective_dimension(operator: CurvatureOperator, z, method: str = "
     exact = positive_part(eigen.eigenvalues[keep], negative)
     basis = eigen.eigenvectors[:, keep]
     rule = slq(operator, num_samples, steps, seed=seed + 1, basis=basis)
-    samples = np.stack([rule.samples(lambda x, zi=zi: _saturation(positive_part(x.ravel(), negative),
-                                                                    np.array([zi]))[0].reshape(x.shape))
-                        for zi in zs])
+    nodes = _saturation(positive_part(rule.nodes, negative), zs).reshape(len(zs), *rule.nodes.shape)
+    samples = (rule.weights[None] * nodes).sum(axis=-1)  # (z, probes)
     half = stats.t.ppf(0.5 + confidence / 2, num_samples - 1) * samples.std(axis=1, ddof=1) / np.sqrt(num_samples)
     value = _saturation(exact, zs).sum(axis=1) + samples.mean(axis=1)
     num_negative = float(np.sum(eigen.eigenvalues[keep] < 0) + rule.samples(lambda x: (x < 0) * 1.0).mean())
