@@ -15,8 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .eigen import EigenResult
+from typing import TYPE_CHECKING
+
 from .errors import NeffError
+
+if TYPE_CHECKING:  # io sits below eigen: productlog saves through atomic_path
+    from .eigen import EigenResult
 
 
 @contextmanager
@@ -60,7 +64,7 @@ def provenance(**extra) -> dict:
     return record
 
 
-def save_spectrum(path: str | Path, eigen: EigenResult, record: dict) -> None:
+def save_spectrum(path: str | Path, eigen: "EigenResult", record: dict) -> None:
     """An .npz with ``pos_evals`` (the original tool's key: the positive eigenvalues) and the
     full result (all eigenvalues with signs, residuals, converged flags, Ritz values), the
     record embedded as JSON, and the same record beside it as ``<path>.json``."""

@@ -12,7 +12,6 @@ dtype, as many as the Lanczos basis itself), which is what makes extending a run
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -20,14 +19,9 @@ from tqdm.auto import tqdm
 
 from .errors import NeffError
 from .hessian import CurvatureOperator
+from .io import atomic_path
 
 FORMAT = "neff-product-log/1"
-
-
-def atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 class ProductLog:
@@ -75,10 +69,9 @@ class ProductLog:
     def save(self) -> None:
         if self.path is None or self.unsaved == 0:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_torch_save({"header": self._header(),
-                           "products": [p.cpu() for p in self.products],
-                           "keys": [k.cpu() for k in self.keys]}, self.path)
+        with atomic_path(self.path) as tmp:
+            torch.save({"header": self._header(), "products": [p.cpu() for p in self.products],
+                        "keys": [k.cpu() for k in self.keys]}, tmp)
         self.unsaved = 0
 
     def rewind(self) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .effdim import ESTIMATORS, effective_dimension, estimate_effective_dimension
+from .effdim import ESTIMATORS, as_z, effective_dimension, estimate_effective_dimension
 from .eigen import EigenResult, top_eigenpairs
 from .errors import NeffError
 from .hessian import CurvatureOperator
@@ -78,6 +78,6 @@ def validate(operator: CurvatureOperator, eigen: EigenResult | None = None, *, k
     error = np.abs(eigen.eigenvalues[ok] - order[:eigen.k][ok]) / scale
     estimates = {m: estimate_effective_dimension(operator, z, m, eigen=eigen if m != "paper" else None,
                                                  seed=seed) for m in ESTIMATORS}
-    zs = np.atleast_1d(np.asarray(z, dtype=np.float64))
+    zs = as_z(z)
     return ValidationReport(dense, eigen, certificates_hold, float(error.max(initial=0.0)), zs,
                             effective_dimension(dense, zs), estimates, requested)
