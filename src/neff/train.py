@@ -117,13 +117,13 @@ def train(model: torch.nn.Module, data: Dataset, config: TrainConfig, *,
                             "history": history, "config": asdict(config)}, tmp)
 
     for epoch in range(len(history), config.epochs):
-        generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+        seed = config.seed * 100_003 + epoch  # per epoch, so a resumed run draws the same
+        generator = torch.Generator().manual_seed(seed)
         lr = learning_rate(config, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
-        for inputs, targets in data.loader("train", config.batch_size, shuffle=True, seed=int(
-                torch.randint(0, 2**31 - 1, (1,), generator=generator))):
+        for inputs, targets in data.loader("train", config.batch_size, shuffle=True, seed=seed):
             if config.augment:
                 inputs = augment_images(inputs, generator)
             inputs, targets = inputs.to(device), targets.to(device)
