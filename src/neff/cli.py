@@ -63,7 +63,7 @@ def _operator(args):
     model = _model(args, data)
     params = args.params[0] if args.params in (["all"], ["weights"]) else args.params
     return HessianOperator(model, data.loss_fn(), data.loader("train", args.batch_size), params,
-                           reduction=args.reduction, dtype=DTYPES[args.dtype], device=args.device), data
+                           reduction=args.reduction, dtype=DTYPES[args.dtype], device=args.device)
 
 
 def _add_problem(parser):
@@ -88,7 +88,7 @@ def _add_problem(parser):
 
 
 def _spectrum(args) -> int:
-    operator, _ = _operator(args)
+    operator = _operator(args)
     start = time.perf_counter()
     eigen = top_eigenpairs(operator, args.k, args.method, which=args.which, tol=args.tol,
                            max_steps=args.max_steps, seed=args.seed, return_eigenvectors=False,
@@ -136,7 +136,7 @@ def _effdim(args) -> int:
 
 
 def _validate(args) -> int:
-    operator, _ = _operator(args)
+    operator = _operator(args)
     report = validate(operator, k=args.k, z=args.z, tol=args.tol, max_params=args.max_params, seed=args.seed)
     print(report.eigen)
     print(report)
