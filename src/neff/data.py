@@ -13,6 +13,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from .errors import NeffError
+from .io import atomic_path
 
 
 @dataclass
@@ -119,16 +120,21 @@ def corrupt_labels(labels: torch.Tensor, num_classes: int, fraction: float, seed
     return noisy, index
 
 
-DATASETS = {"digits": digits, "spirals": spirals, "regression": regression,
-            "cifar10": lambda seed: cifar(10, seed=seed), "cifar100": lambda seed: cifar(100, seed=seed)}
+SYNTHETIC = {"digits": digits, "spirals": spirals, "regression": regression}
+DATASETS = (*SYNTHETIC, "cifar10", "cifar100")
 
 
-def load_dataset(name: str, seed: int = 0, subset: int | None = None, label_noise: float = 0.0) -> Dataset:
+def load_dataset(name: str, seed: int = 0, subset: int | None = None, label_noise: float = 0.0,
+                 root: str | Path = "resources/data", download: bool = True) -> Dataset:
     """A dataset by name; ``subset`` keeps the first training examples; ``label_noise``
-    corrupts that fraction of the training labels (seeded, recorded in ``.corrupted``)."""
+    corrupts that fraction of the training labels (seeded, recorded in ``.corrupted``);
+    ``root``/``download``: where CIFAR lives and whether torchvision may fetch it."""
     if name not in DATASETS:
         raise NeffError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    data = DATASETS[name](seed=seed)
+    if name in SYNTHETIC:
+        data = SYNTHETIC[name](seed=seed)
+    else:
+        data = cifar(int(name.removeprefix("cifar")), root=root, download=download, seed=seed)
     if subset is not None:
         if subset < 1:
             raise NeffError(f"subset={subset} must be a positive number of examples")
@@ -140,3 +146,20 @@ def load_dataset(name: str, seed: int = 0, subset: int | None = None, label_nois
         noisy, data.corrupted = corrupt_labels(labels, data.num_classes, label_noise, seed)
         data.train = TensorDataset(inputs, noisy)
     return data
+
+
+def save_dataset(data: Dataset, path: str | Path) -> None:
+    """Write a prepared dataset (both splits, its metadata, the corrupted-label index)."""
+    with atomic_path(path) as tmp:
+        torch.save({"name": data.name, "train": list(data.train.tensors), "test": list(data.test.tensors),
+                    "num_classes": data.num_classes, "input_shape": list(data.input_shape), "task": data.task,
+                    "corrupted": torch.as_tensor(data.corrupted)}, tmp)
+
+
+def read_dataset(path: str | Path) -> Dataset:
+    """Read a dataset written by ``save_dataset``."""
+    if not Path(path).exists():
+        raise NeffError(f"prepared dataset {path} does not exist; prepare it first")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return Dataset(state["name"], TensorDataset(*state["train"]), TensorDataset(*state["test"]),
+                   state["num_classes"], tuple(state["input_shape"]), state["task"], state["corrupted"].numpy())

@@ -41,6 +41,12 @@ def write_json(path: str | Path, record: dict) -> None:
         tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
 
 
+def write_csv(path: str | Path, table) -> None:
+    """Write a pandas DataFrame as CSV, atomically."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+
+
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,

@@ -150,5 +150,16 @@ def build_model(name: str, num_classes: int, input_shape: Sequence[int], **kwarg
     return cls(num_classes, tuple(input_shape), **kwargs)
 
 
+def build_grid_model(name: str, num_classes: int, input_shape: Sequence[int], width: int, depth: int,
+                     **kwargs) -> nn.Module:
+    """A model at a point of a figure's width x depth grid: ResNet18's width is k (its depth is
+    fixed, the grid's depth is ignored); ConvNetDepth and MLP take both; LeNet neither."""
+    axes = {"preact_resnet18": {"k": width}, "convnet_depth": {"width": width, "depth": depth},
+            "mlp": {"width": width, "depth": depth}, "lenet": {}}
+    if name not in axes:
+        raise NeffError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return build_model(name, num_classes, input_shape, **axes[name], **kwargs)
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,22 @@
+# Regenerates the figures of Maddox, Benton & Wilson (2020) from declared dependencies.
+#   snakemake --cores 2                              every figure of the config (default: offline digits)
+#   snakemake --cores 8 results/figures/fig1.pdf     one figure
+#   snakemake -n                                     the plan
+#   snakemake --cores 8 --configfile config/paper.yaml   the paper's CIFAR-100 experiments (GPUs)
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/spectrum.smk"
+include: "workflow/rules/tables.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        expand("results/figures/{figure}.{ext}", figure=["fig1", "fig2"], ext=["pdf", "png"]),
+        expand("results/tables/{figure}{suffix}.csv", figure=["fig1", "fig2"], suffix=["", "_correlations"]),

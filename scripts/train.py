@@ -1,0 +1,31 @@
+"""Rule train: one model of the grid, trained with checkpoints (a killed job resumes)."""
+import json
+import time
+from contextlib import redirect_stdout
+
+import pandas as pd
+import torch
+
+from neff.data import read_dataset
+from neff.io import atomic_path, provenance, write_csv, write_json
+from neff.models import build_grid_model, count_parameters
+from neff.train import TrainConfig, train
+
+sm = snakemake  # noqa: F821 (snakemake injects it)
+wc = sm.wildcards
+torch.set_num_threads(sm.threads)
+with open(sm.log[0], "a") as log, redirect_stdout(log):
+    data = read_dataset(sm.input.data)
+    config = TrainConfig(seed=int(wc.seed), **sm.params.train)
+    torch.manual_seed(int(wc.seed))
+    model = build_grid_model(wc.model, data.num_classes, data.input_shape, int(wc.width), int(wc.depth),
+                             **sm.params.model_kwargs)
+    start = time.perf_counter()
+    history = train(model, data, config, checkpoint=sm.params.checkpoint,
+                    on_epoch=lambda row: print(json.dumps(row), flush=True))
+    with atomic_path(sm.output.model) as tmp:
+        torch.save(model.state_dict(), tmp)
+    write_csv(sm.output.metrics, pd.DataFrame(history))
+    write_json(sm.output.final, provenance(
+        **history[-1], num_params=count_parameters(model), model=wc.model, width=int(wc.width),
+        depth=int(wc.depth), seed=int(wc.seed), train=sm.params.train, seconds=time.perf_counter() - start))

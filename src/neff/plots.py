@@ -1,0 +1,88 @@
+"""The paper's figures, drawn from the tables: one style, PDF and PNG side by side."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .io import atomic_path  # noqa: E402
+from .tables import neff_column  # noqa: E402
+
+STYLE = {"figure.dpi": 120, "savefig.dpi": 150, "font.size": 9, "axes.spines.top": False,
+         "axes.grid": True, "grid.alpha": 0.3, "legend.frameon": False}
+
+
+def save(fig, pdf: str | Path) -> None:
+    """Write ``fig`` as the PDF and a PNG beside it, each atomically."""
+    pdf = Path(pdf)
+    for path in (pdf, pdf.with_suffix(".png")):
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=path.suffix[1:], bbox_inches="tight")
+    plt.close(fig)
+
+
+def double_descent(table: pd.DataFrame, z: float, interpolation_threshold: float, pdf: str | Path,
+                   title: str = "") -> None:
+    """Figure 1: train and test loss against width (left axis), N_eff (right axis); the
+    dotted line marks the first width whose train loss is below the threshold."""
+    with plt.rc_context(STYLE):
+        mean = table.groupby("width").mean(numeric_only=True).sort_index()
+        fig, ax = plt.subplots(figsize=(6, 3.8))
+        ax.plot(mean.index, mean["train_loss"], "o-", color="tab:blue", label="train loss")
+        ax.plot(mean.index, mean["test_loss"], "s-", color="tab:red", label="test loss")
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("width")
+        ax.set_ylabel("loss")
+        interpolating = mean.index[mean["train_loss"] < interpolation_threshold]
+        if len(interpolating):
+            ax.axvline(interpolating[0], color="grey", ls=":", label="interpolation threshold")
+        right = ax.twinx()
+        right.plot(mean.index, mean[neff_column(z)], "^--", color="black", label=f"N_eff (z={z:g})")
+        right.set_ylabel("effective dimensionality")
+        right.grid(False)
+        handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+        fig.legend(handles, [h.get_label() for h in handles], loc="lower center", ncol=4,
+                   bbox_to_anchor=(0.5, -0.02))
+        fig.subplots_adjust(bottom=0.27)
+        ax.set_title(title)
+        save(fig, pdf)
+
+
+def width_depth(table: pd.DataFrame, z: float, interpolation_threshold: float, pdf: str | Path,
+                contours: list[float] | None = None, title: str = "") -> None:
+    """Figure 2: heatmaps of N_eff, test loss and train loss over width x depth, with contours
+    of equal parameter count (white) and the near-zero-train-loss boundary (dashed)."""
+    panels = [(neff_column(z), f"N_eff (z={z:g})"), ("test_loss", "test loss"), ("train_loss", "train loss")]
+    grid = table.groupby(["depth", "width"]).mean(numeric_only=True)
+    depths, widths = sorted(table["depth"].unique()), sorted(table["width"].unique())
+
+    def surface(column):
+        return grid[column].unstack("width").reindex(index=depths, columns=widths).to_numpy()
+
+    params = surface("num_params")
+    with plt.rc_context({**STYLE, "axes.grid": False}):
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
+        for ax, (column, label) in zip(axes, panels):
+            image = ax.imshow(surface(column), origin="lower", aspect="auto", cmap="viridis")
+            fig.colorbar(image, ax=ax)
+            ax.set_xticks(range(len(widths)), [str(w) for w in widths])
+            ax.set_yticks(range(len(depths)), [str(d) for d in depths])
+            ax.set_xlabel("width")
+            ax.set_ylabel("depth")
+            if len(widths) > 1 and len(depths) > 1:
+                levels = sorted(contours or np.geomspace(np.nanmin(params), np.nanmax(params), 5)[1:-1])
+                lines = ax.contour(params, levels=levels, colors="white", linewidths=0.8)
+                ax.clabel(lines, fmt=lambda v: f"{v:.2g}", fontsize=6)
+                ax.contour(surface("train_loss"), levels=[interpolation_threshold], colors="red",
+                           linestyles="--", linewidths=1.2)
+            ax.set_title(label)
+        proxies = [plt.Line2D([], [], color="grey", lw=0.8, label="equal parameter count"),
+                   plt.Line2D([], [], color="red", ls="--", label=f"train loss = {interpolation_threshold:g}")]
+        fig.legend(handles=proxies, loc="outside lower center", ncol=2)
+        fig.suptitle(title)
+        save(fig, pdf)

@@ -1,0 +1,47 @@
+import pandas as pd
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import Paramspace, validate
+
+
+def _validated(config):
+    """The config checked against the schema; a bad key or value stops the run before any job."""
+    try:
+        validate(config, "../schemas/config.schema.yaml")
+    except WorkflowError as err:
+        cause = err.args[0] if err.args else err
+        detail = getattr(cause, "message", str(cause)).splitlines()[0]
+        where = "/".join(str(p) for p in getattr(cause, "absolute_path", [])) or "top level"
+        raise WorkflowError(
+            f"config error at {where}: {detail}; see config/README.md for the allowed keys and values"
+        ) from None
+    return config
+
+
+_validated(config)
+
+EXPERIMENT = config["experiment"]
+MODEL_DIR = f"results/{EXPERIMENT}/models/model~{{model}}/width~{{width}}/depth~{{depth}}/seed~{{seed}}"
+
+
+wildcard_constraints:
+    width=r"\d+",
+    depth=r"\d+",
+    seed=r"\d+",
+    figure=r"fig[12]",
+
+
+def grid(figure):
+    """The figure's grid of models as a Paramspace (model, width, depth, seed)."""
+    spec = config[figure]
+    depths = spec["depth"] if isinstance(spec["depth"], list) else [spec["depth"]]
+    rows = [
+        {"model": spec["model"], "width": w, "depth": d, "seed": s}
+        for d in depths
+        for w in spec["width"]
+        for s in spec["seeds"]
+    ]
+    return Paramspace(pd.DataFrame(rows))
+
+
+def model_files(figure, name):
+    return [f"results/{EXPERIMENT}/models/{point}/{name}" for point in grid(figure).instance_patterns]
