@@ -5,7 +5,7 @@
 #   snakemake --cores 8 --configfile config/paper.yaml   the paper's CIFAR-100 experiments (GPUs)
 
 
-configfile: "config/config.yaml"
+configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
@@ -18,5 +18,13 @@ include: "workflow/rules/figures.smk"
 
 rule all:
     input:
-        expand("results/figures/{figure}.{ext}", figure=["fig1", "fig2"], ext=["pdf", "png"]),
-        expand("results/tables/{figure}{suffix}.csv", figure=["fig1", "fig2"], suffix=["", "_correlations"]),
+        expand(
+            "results/figures/{figure}.{ext}",
+            figure=["fig1", "fig2"],
+            ext=["pdf", "png"],
+        ),
+        expand(
+            "results/tables/{figure}{suffix}.csv",
+            figure=["fig1", "fig2"],
+            suffix=["", "_correlations"],
+        ),

@@ -3,21 +3,23 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import Paramspace, validate
 
 
-def _validated(config):
+def validate_config(config):
     """The config checked against the schema; a bad key or value stops the run before any job."""
     try:
         validate(config, "../schemas/config.schema.yaml")
     except WorkflowError as err:
-        cause = err.args[0] if err.args else err
+        # snakemake raises while handling jsonschema's ValidationError: that one names the key
+        cause = err.__context__ if hasattr(err.__context__, "message") else err
         detail = getattr(cause, "message", str(cause)).splitlines()[0]
-        where = "/".join(str(p) for p in getattr(cause, "absolute_path", [])) or "top level"
+        where = (
+            ".".join(str(p) for p in getattr(cause, "absolute_path", [])) or "top level"
+        )
         raise WorkflowError(
             f"config error at {where}: {detail}; see config/README.md for the allowed keys and values"
         ) from None
-    return config
 
 
-_validated(config)
+validate_config(config)
 
 EXPERIMENT = config["experiment"]
 MODEL_DIR = f"results/{EXPERIMENT}/models/model~{{model}}/width~{{width}}/depth~{{depth}}/seed~{{seed}}"
@@ -44,4 +46,7 @@ def grid(figure):
 
 
 def model_files(figure, name):
-    return [f"results/{EXPERIMENT}/models/{point}/{name}" for point in grid(figure).instance_patterns]
+    return [
+        f"results/{EXPERIMENT}/models/{point}/{name}"
+        for point in grid(figure).instance_patterns
+    ]

@@ -5,14 +5,14 @@ rule table:
     output:
         table="results/tables/{figure}.csv",
         correlations="results/tables/{figure}_correlations.csv",
-    params:
-        grid=lambda wc: grid(wc.figure).dataframe.to_dict("records"),
-        effdim=config["effdim"],
     log:
         "results/logs/tables/{figure}.log",
     benchmark:
         "results/benchmarks/tables/{figure}.tsv"
     conda:
         "../../envs/neff.yaml"
+    params:
+        grid=lambda wc: grid(wc.figure).dataframe.to_dict("records"),
+        effdim=config["effdim"],
     script:
         "../../scripts/table.py"
