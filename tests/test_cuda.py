@@ -28,3 +28,19 @@ def test_cuda_matches_cpu(bn_cnn):
     f32 = neff.HessianOperator(bn_cnn, nn.CrossEntropyLoss(), data, dtype=torch.float32, device="cuda")
     c = neff.top_eigenpairs(f32, 5, tol=1e-4)
     np.testing.assert_allclose(c.eigenvalues, a.eigenvalues, rtol=1e-4)
+
+
+def test_training_uses_the_gpu_and_resumes(tmp_path):
+    from neff.data import load_dataset
+    from neff.models import build_model
+    from neff.train import TrainConfig, train
+
+    data = load_dataset("digits", subset=200)
+    config = TrainConfig(epochs=3, batch_size=64, optimizer="adam", lr=0.01, checkpoint_every=1)
+    torch.manual_seed(0)
+    model = build_model("mlp", 10, (1, 8, 8), width=16, depth=1)
+    history = train(model, data, config, checkpoint=tmp_path / "ckpt.pt")
+    assert next(model.parameters()).device.type == "cuda" and len(history) == 3
+    torch.manual_seed(0)
+    again = build_model("mlp", 10, (1, 8, 8), width=16, depth=1)
+    assert train(again, data, config, checkpoint=tmp_path / "ckpt.pt") == history
