@@ -135,7 +135,9 @@ def _lanczos_pairs(operator, k, which, tol, max_steps, seed, checkpoint, progres
             norm = float(theta.abs().max())
             if exhausted or steps >= max_steps or bool((estimates[idx] <= tol * norm).all()):
                 break
-            steps = min(max_steps, steps + max(k, steps // 2))
+            # grow in small steps: a rerun replays every stored product, so it costs only the
+            # reorthogonalisation, while overshooting costs real products
+            steps = min(max_steps, steps + max(10, steps // 8))
     finally:
         log.close()
     vectors = q[:, :use] @ s[:, idx]

@@ -3,8 +3,9 @@
 ``HessianOperator`` applies H, the Hessian of the dataset loss, to vectors; ``GGNOperator``
 applies the generalised Gauss-Newton matrix J^T H_loss J. Both share the machinery here:
 parameter selection, exact batch weighting, BatchNorm/Dropout handling and dtype/device
-placement. Products are computed with ``torch.func`` (forward-over-reverse for H) and a block
-of vectors is pushed through one pass over the data with ``vmap``.
+placement. Products are computed with ``torch.func`` (reverse-over-reverse for H: the pullback of
+the gradient, built once per batch) and a block of vectors is pushed through one pass over
+the data with ``vmap``.
 
 Objective semantics (the thing whose curvature is measured):
 
@@ -186,6 +187,7 @@ class CurvatureOperator:
         if count == 0:
             raise NeffError("data is empty: it yielded no examples; pass at least one non-empty batch")
         self.num_examples = count
+        total = total.detach()  # train-mode BatchNorm can leave a graph on the result
         if self.reduction == "mean":
             total = total / count
         if not torch.isfinite(total).all():
@@ -198,20 +200,19 @@ class CurvatureOperator:
         """The curvature of one batch's mean loss applied to one tangent (named tensors)."""
         raise NotImplementedError
 
+    def batch_block(self, inputs, targets, tangents: dict, size: int) -> dict:
+        """Products for ``size`` tangents (named tensors with a leading dimension) on one batch."""
+        if size == 1:
+            one = {name: t[0] for name, t in tangents.items()}
+            return {name: t.unsqueeze(0) for name, t in self.batch_product(inputs, targets, one).items()}
+        return vmap(lambda t: self.batch_product(inputs, targets, t), chunk_size=self.chunk_size)(tangents)
+
     def _block(self, rows: torch.Tensor) -> torch.Tensor:
         """Products for the rows of a (b, n) block in one pass over the data."""
         tangents = self.layout.split(rows)
         b = rows.shape[0]
-
-        def per_batch(inputs, targets):
-            if b == 1:
-                one = {name: t[0] for name, t in tangents.items()}
-                return self.layout.join(self.batch_product(inputs, targets, one)).unsqueeze(0)
-            products = vmap(lambda t: self.batch_product(inputs, targets, t),
-                            chunk_size=self.chunk_size)(tangents)
-            return self.layout.join(products, lead=(b,))
-
-        total, _ = self._over_data(per_batch)
+        total, _ = self._over_data(
+            lambda inputs, targets: self.layout.join(self.batch_block(inputs, targets, tangents, b), lead=(b,)))
         self.n_hvp += b
         return total
 
@@ -251,7 +252,7 @@ class CurvatureOperator:
 
     def dense(self) -> torch.Tensor:
         """The whole (n, n) matrix over the data, same weighting; for small models only."""
-        return self._over_data(self.dense_batch)[0].detach()
+        return self._over_data(self.dense_batch)[0]
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(n={self.num_params}, params={len(self.param_names)} tensors, "
@@ -259,19 +260,30 @@ class CurvatureOperator:
 
 
 class HessianOperator(CurvatureOperator):
-    """H v for the Hessian of the dataset loss (forward-over-reverse: ``jvp`` of ``grad``)."""
+    """H v for the Hessian of the dataset loss: reverse-over-reverse (the pullback of the
+    gradient), built once per batch and applied to every vector of a block with ``vmap``.
+    On CPU this is about twice as fast as forward-over-reverse for MLPs and on par for CNNs
+    (bench/run.py)."""
 
     kind = "hessian"
 
+    def _pullback(self, inputs, targets):
+        return vjp(grad(lambda p: self.loss(p, inputs, targets)), self.primals)[1]
+
     def batch_product(self, inputs, targets, tangent):
-        gradient = grad(lambda p: self.loss(p, inputs, targets))
-        return jvp(gradient, (self.primals,), (tangent,))[1]
+        return self._pullback(inputs, targets)(tangent)[0]
+
+    def batch_block(self, inputs, targets, tangents, size):
+        if size == 1:
+            return super().batch_block(inputs, targets, tangents, size)
+        pullback = self._pullback(inputs, targets)
+        return vmap(lambda t: pullback(t)[0], chunk_size=self.chunk_size)(tangents)
 
     def dense_batch(self, inputs, targets):
         def flat_loss(flat):
             return self.loss(self.layout.split(flat), inputs, targets)
-        # reverse-over-reverse: an independent route from the forward-over-reverse products
-        return torch.func.jacrev(grad(flat_loss))(self.flat_params())
+        # classic double backward, one row at a time: independent of the torch.func products
+        return torch.autograd.functional.hessian(flat_loss, self.flat_params())
 
 
 class GGNOperator(CurvatureOperator):

@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of neff against PyHessian, hessian-eigenthings and curvlinops."""
