@@ -76,13 +76,9 @@ def gradient(model, loss, batches):
 
 def top_eigenpairs(tool: str, model, loss, batches, k: int, tol: float):
     """(eigenvalues, eigenvectors (n, k) float64, products used) by each tool's own method."""
-    if tool == "neff":
+    if tool in ("neff", "neff-eigsh"):
         op = neff.HessianOperator(model, loss, batches)
-        result = neff.top_eigenpairs(op, k, tol=tol)
-        return result.eigenvalues, result.eigenvectors, op.n_hvp
-    if tool == "neff-eigsh":
-        op = neff.HessianOperator(model, loss, batches)
-        result = neff.top_eigenpairs(op, k, "eigsh", tol=tol)
+        result = neff.top_eigenpairs(op, k, "eigsh" if tool == "neff-eigsh" else "lanczos", tol=tol)
         return result.eigenvalues, result.eigenvectors, op.n_hvp
     if tool == "pyhessian":
         from pyhessian import hessian
