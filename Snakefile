@@ -14,6 +14,8 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/spectrum.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/bayes.smk"
+include: "workflow/rules/surfaces.smk"
 
 
 rule all:
@@ -27,4 +29,14 @@ rule all:
             "results/tables/{figure}{suffix}.csv",
             figure=["fig1", "fig2"],
             suffix=["", "_correlations"],
+        ),
+        expand(
+            "results/figures/{figure}.{ext}",
+            figure=SURFACE_FIGURES,
+            ext=["pdf", "png"],
+        ),
+        expand(
+            "results/figures/{figure}.{ext}",
+            figure=["fig4", "fig8"],
+            ext=["pdf", "png"],
         ),

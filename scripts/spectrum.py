@@ -7,17 +7,15 @@ import torch
 from neff.data import read_dataset
 from neff.eigen import top_eigenpairs
 from neff.hessian import HessianOperator
-from neff.io import load_checkpoint, provenance, save_spectrum
-from neff.models import build_grid_model
+from neff.io import provenance, save_spectrum
+from neff.models import load_grid_model
 
 sm = snakemake  # noqa: F821 (snakemake injects it)
 wc, spec = sm.wildcards, sm.params.spectrum
 torch.set_num_threads(sm.threads)
 with open(sm.log[0], "w") as log, redirect_stdout(log):
     data = read_dataset(sm.input.data)
-    model = build_grid_model(wc.model, data.num_classes, data.input_shape, int(wc.width), int(wc.depth),
-                             **sm.params.model_kwargs)
-    load_checkpoint(model, sm.input.model)
+    model = load_grid_model(wc.model, data, wc.width, wc.depth, sm.input.model, **sm.params.model_kwargs)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     operator = HessianOperator(model, data.loss_fn(), data.loader("train", spec["batch_size"]), spec["params"],
                                reduction=spec["reduction"], dtype=getattr(torch, spec["dtype"]), device=device)

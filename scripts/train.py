@@ -8,7 +8,7 @@ import torch
 
 from neff.data import read_dataset
 from neff.io import atomic_path, provenance, write_csv, write_json
-from neff.models import build_grid_model, count_parameters
+from neff.models import count_parameters, load_grid_model
 from neff.train import TrainConfig, train
 
 sm = snakemake  # noqa: F821 (snakemake injects it)
@@ -18,8 +18,7 @@ with open(sm.log[0], "a") as log, redirect_stdout(log):
     data = read_dataset(sm.input.data)
     config = TrainConfig(seed=int(wc.seed), **sm.params.train)
     torch.manual_seed(int(wc.seed))
-    model = build_grid_model(wc.model, data.num_classes, data.input_shape, int(wc.width), int(wc.depth),
-                             **sm.params.model_kwargs)
+    model = load_grid_model(wc.model, data, wc.width, wc.depth, **sm.params.model_kwargs)
     start = time.perf_counter()
     history = train(model, data, config, checkpoint=sm.params.checkpoint,
                     on_epoch=lambda row: print(json.dumps(row), flush=True))

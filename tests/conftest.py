@@ -60,3 +60,13 @@ def bn_cnn():
         model[1].running_mean.uniform_(-0.5, 0.5)
         model[1].running_var.uniform_(0.5, 2.0)
     return model
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The whole default DAG, every figure, run once per test session on the TINY config."""
+    from test_workflow import TINY, snakemake
+    workdir = tmp_path_factory.mktemp("tiny_run")
+    done = snakemake(workdir, "--cores", "2", config=TINY)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return workdir

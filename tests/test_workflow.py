@@ -1,7 +1,8 @@
-"""The Snakemake workflow: plans, a tiny real run through every rule, resumption of a killed
+"""The Snakemake workflow: plans, a tiny real run through every rule and its report, resumption of a killed
 training job, a refused config and the offline download error (all in temporary folders)."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -9,7 +10,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,16 +23,36 @@ TINY = {
     "effdim": {"z": [0.1, 1.0], "z_plot": 0.1},
     "fig1": {"width": [4, 8]},
     "fig2": {"width": [4, 8], "depth": [1, 2], "param_contours": [500]},
+    "surfaces": {  # a small two-spirals net with one extra plane (the complement), a tiny LeNet
+        "spirals": {"model": {"width": 8, "depth": 2}, "train": {"epochs": 30, "checkpoint_every": 10},
+                    "planes": {"bottom": {"k": 60}, "bottom_far": {"k": 20},
+                               "degenerate": {"space": "complement", "k": 3, "extent": 1}},
+                    "grid": {"points": 5}, "boundaries": {"bottom": 50, "resolution": 20},
+                    "neff": {"width": [8], "depth": [2]}},
+        "homogeneity": {"data": {"subset": 200}, "train": {"epochs": 2, "checkpoint_every": 1},
+                        "hessian": {"k": 4, "max_steps": 40, "batch_size": 200},
+                        "planes": {"top": {"k": 4}, "degenerate": {"k": 4}},
+                        "grid": {"points": 3, "chunks": 1}, "sweep": {"steps": 3, "trials": 2}}},
+    "bayes": {"blr": {"points": 40, "features": 20, "band": [15, 25]},  # 20 Fourier features, 40 points
+              "bnn": {"width": 3, "sizes": [6, 12], "trials": 2, "warmup": 10, "samples": 10,
+                      "max_tree_depth": 3, "map_steps": 20}},
+    "random_features": {"n": 30, "d": {"start": 10, "stop": 60, "step": 10}, "total_features": 60,
+                        "trials": 2, "n_test": 50},
 }
 
 
-def snakemake(workdir, *args, config=None, **kwargs):
+def snakemake_command(workdir, *args, config=None):
     command = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir)]
     if config is not None:
         path = Path(workdir) / "test-config.yaml"
         path.write_text(yaml.safe_dump(config))
         command += ["--configfile", str(path)]
-    return subprocess.run(command + list(args), capture_output=True, text=True, **kwargs)
+    return command + list(args)
+
+
+def snakemake(workdir, *args, config=None, **kwargs):
+    return subprocess.run(snakemake_command(workdir, *args, config=config), capture_output=True, text=True,
+                          **kwargs)
 
 
 def job_counts(output):
@@ -79,9 +99,8 @@ def test_bad_config_is_refused_in_one_sentence(tmp_path):
     assert "config error at train.optimizer: 'rmsprop' is not one of ['sgd', 'adam']" in done.stdout + done.stderr
 
 
-def test_tiny_real_run_through_every_rule(tmp_path):
-    done = snakemake(tmp_path, "--cores", "2", config=TINY)
-    assert done.returncode == 0, done.stderr[-3000:]
+def test_tiny_real_run_through_every_rule(tiny_run):
+    tmp_path = tiny_run
     for figure in ("fig1", "fig2"):
         for ext in ("pdf", "png"):
             assert (tmp_path / "results" / "figures" / f"{figure}.{ext}").stat().st_size > 1000
@@ -94,16 +113,21 @@ def test_tiny_real_run_through_every_rule(tmp_path):
     record = json.loads((model / "spectrum.json").read_text())
     assert record["width"] == 8 and record["eigen"]["n_hvp"] > 0 and "torch" in record
     assert len(pd.read_csv(model / "metrics.csv")) == 2
+    # the report: one page with every figure (PDF) and its caption
+    done = snakemake(tmp_path, "--report", "results/report.html", config=TINY)
+    assert done.returncode == 0, done.stderr[-3000:]
+    page = (tmp_path / "results" / "report.html").read_text()
+    shown = json.loads(re.search(r"var results = (\{.*?\});\s*</script>", page, re.S).group(1))
+    figures = [f"results/figures/{path.name}" for path in (tmp_path / "results" / "figures").glob("*.pdf")]
+    assert figures and all(shown.get(figure, {}).get("caption") for figure in figures), sorted(shown)
 
 
 def test_killed_training_job_resumes(tmp_path):
     config = {**TINY, "train": {"epochs": 400, "checkpoint_every": 1}}
     model = tmp_path / "results" / "tiny" / "models" / "model~mlp" / "width~4" / "depth~1" / "seed~0"
     target = str(model.relative_to(tmp_path) / "model.pt")
-    command = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path), "--cores", "1", target]
-    (tmp_path / "test-config.yaml").write_text(yaml.safe_dump(config))
-    command += ["--configfile", str(tmp_path / "test-config.yaml")]
-    job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    job = subprocess.Popen(snakemake_command(tmp_path, "--cores", "1", target, config=config),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     checkpoint = model / "train.ckpt.pt"
     deadline = time.time() + 120
     while not checkpoint.exists() and time.time() < deadline and job.poll() is None:

@@ -161,5 +161,13 @@ def build_grid_model(name: str, num_classes: int, input_shape: Sequence[int], wi
     return build_model(name, num_classes, input_shape, **axes[name], **kwargs)
 
 
+def load_grid_model(name: str, data, width, depth, checkpoint=None, **kwargs) -> nn.Module:
+    """:func:`build_grid_model` for a :class:`neff.data.Dataset`, with the weights of
+    ``checkpoint`` (a state-dict file) when one is given."""
+    from .io import load_checkpoint  # io stands above models
+    model = build_grid_model(name, data.num_classes, data.input_shape, int(width), int(depth), **kwargs)
+    return model if checkpoint is None else load_checkpoint(model, checkpoint)
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -86,3 +86,63 @@ def width_depth(table: pd.DataFrame, z: float, interpolation_threshold: float, p
         fig.legend(handles=proxies, loc="outside lower center", ncol=2)
         fig.suptitle(title)
         save(fig, pdf)
+
+
+def _mean_band(ax, table: pd.DataFrame, x: str, y: str, **style) -> None:
+    """The mean of ``y`` over repeats at each ``x``, with a +-1 standard deviation band."""
+    stats = table.groupby(x)[y].agg(["mean", "std"]).fillna(0.0)
+    line = ax.plot(stats.index, stats["mean"], **style)[0]
+    ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
+                    color=line.get_color(), alpha=0.2, lw=0)
+
+
+def posterior_contraction(blr: pd.DataFrame, bnn: pd.DataFrame, blr_spec: dict, bnn_spec: dict,
+                          pdf: str | Path) -> None:
+    """Figure 4. Left: N_eff of the BLR posterior covariance (parameter space) and of the
+    function-space covariance against the number of points, the band around n = p shaded.
+    Right: a BNN's N_eff from NUTS draws (parameters, functions) and of the MAP Hessian."""
+    with plt.rc_context(STYLE):
+        fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+        left.plot(blr["n"], blr["param_neff"], color="tab:blue", label="parameter space")
+        left.plot(blr["n"], blr["function_neff"], color="tab:red", label="function space")
+        left.axvspan(*blr_spec["band"], color="grey", alpha=0.2, label=f"n near p = {blr_spec['features']}")
+        left.set_xlabel("number of data points n")
+        left.set_ylabel(f"effective dimensionality (z = {blr_spec['z']:g})")
+        left.set_title("Bayesian linear regression")
+        left.legend()
+        _mean_band(right, bnn, "size", "param_neff", marker="o", color="tab:blue",
+                   label=f"parameters, NUTS (z = {bnn_spec['z_param']:g})")
+        _mean_band(right, bnn, "size", "function_neff", marker="s", color="tab:red",
+                   label=f"functions, NUTS (z = {bnn_spec['z_function']:g})")
+        _mean_band(right, bnn, "size", "hessian_neff", marker="^", color="black", ls="--",
+                   label=f"MAP Hessian (z = {1 / bnn_spec['prior_scale'] ** 2:g})")
+        right.set_xscale("log")
+        right.set_xlabel("number of data points N")
+        right.set_ylabel("effective dimensionality")
+        right.set_title(f"Bayesian neural network ({int(bnn['num_params'].iloc[0])} parameters, "
+                        f"{int(bnn['num_samples'].iloc[0])} draws)")
+        right.legend()
+        save(fig, pdf)
+
+
+def random_features(table: pd.DataFrame, z: float, pdf: str | Path) -> None:
+    """Figure 8: train and test error of minimum-norm least squares (left axis, log scale,
+    linear below 0.01 so that the interpolating fits' zero train error shows) and
+    min(n, d) - N_eff (right axis) against the number of features d; dotted at d = n."""
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(6, 3.8), layout="constrained")
+        _mean_band(ax, table, "d", "train_mse", color="tab:blue", label="train error")
+        _mean_band(ax, table, "d", "test_mse", color="tab:red", label="test error")
+        ax.set_yscale("symlog", linthresh=1e-2)
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("number of features d")
+        ax.set_ylabel("mean squared error")
+        ax.axvline(int(table["n"].iloc[0]), color="grey", ls=":", label="d = n")
+        right = ax.twinx()
+        _mean_band(right, table, "d", "effective_dimensionality", color="black", ls="--",
+                   label=f"min(n, d) - N_eff (z = {z:g})")
+        right.set_ylabel("min(n, d) - N_eff")
+        right.grid(False)
+        handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+        ax.legend(handles, [h.get_label() for h in handles], loc="upper right")
+        save(fig, pdf)

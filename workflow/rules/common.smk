@@ -23,6 +23,7 @@ validate_config(config)
 
 EXPERIMENT = config["experiment"]
 MODEL_DIR = f"results/{EXPERIMENT}/models/model~{{model}}/width~{{width}}/depth~{{depth}}/seed~{{seed}}"
+BAYES_DIR = f"results/{EXPERIMENT}/bayes"
 
 
 wildcard_constraints:
@@ -50,3 +51,9 @@ def model_files(figure, name):
         f"results/{EXPERIMENT}/models/{point}/{name}"
         for point in grid(figure).instance_patterns
     ]
+
+
+def bnn_runs():
+    """Every (N, trial) of the BNN study as a path piece size~N/trial~t."""
+    spec = config["bayes"]["bnn"]
+    return [f"size~{n}/trial~{t}" for n in spec["sizes"] for t in range(spec["trials"])]

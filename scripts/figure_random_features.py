@@ -1,0 +1,7 @@
+"""Rule figure_random_features: Figure 8, random-features double descent and min(n, d) - N_eff."""
+import pandas as pd
+
+from neff.plots import random_features
+
+sm = snakemake  # noqa: F821 (snakemake injects it)
+random_features(pd.read_csv(sm.input.table), sm.params.spec["z"], sm.output.pdf)

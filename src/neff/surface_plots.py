@@ -1,0 +1,110 @@
+"""Figures of Section 5 and Appendix A.1-A.2 (loss surfaces, decision boundaries, N_eff of
+the two-spirals nets, homogeneity), in the style of ``neff.plots``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .plots import STYLE, plt, save
+from .tables import neff_column
+
+DIRECTION_COLORS = {"top": "tab:red", "degenerate": "tab:blue"}
+
+
+def plane_label(spec: dict) -> str:
+    """A plane's config ({space, k, extent}) in words."""
+    where = {"full": "whole space", "top": f"top {spec.get('k')} eigenvectors",
+             "bottom": f"bottom {spec.get('k')} eigenvectors",
+             "complement": f"orthogonal to top {spec.get('k')}"}[spec["space"]]
+    return f"{where}, $\\pm${spec['extent']:g}"
+
+
+def loss_planes(surfaces: dict[str, pd.DataFrame], pdf: str | Path, title: str = "") -> None:
+    """One heatmap of log10 train loss per plane (columns a, b, loss), all on one colour scale,
+    the trained parameters at the centre (white cross)."""
+    logs = {label: np.log10(surface.pivot(index="b", columns="a", values="loss").sort_index())
+            for label, surface in surfaces.items()}
+    low = min(float(grid.min().min()) for grid in logs.values())
+    high = max(float(grid.max().max()) for grid in logs.values())
+    with plt.rc_context({**STYLE, "axes.grid": False}):
+        fig, axes = plt.subplots(1, len(logs), figsize=(2.9 * len(logs) + 0.8, 3.0), layout="constrained",
+                                 squeeze=False)
+        for ax, (label, grid) in zip(axes[0], logs.items()):
+            extent = [grid.columns.min(), grid.columns.max(), grid.index.min(), grid.index.max()]
+            image = ax.imshow(grid.to_numpy(), origin="lower", extent=extent, aspect="auto", cmap="viridis",
+                              vmin=low, vmax=high)
+            ax.plot(0, 0, "w+", ms=8)
+            ax.set_title(label, fontsize=8)
+            ax.set_xlabel("direction 1")
+        axes[0, 0].set_ylabel("direction 2")
+        fig.colorbar(image, ax=axes[0].tolist(), label="log10 train loss")
+        fig.suptitle(title)
+        save(fig, pdf)
+
+
+def decision_boundaries(maps: dict, pdf: str | Path, title: str = "") -> None:
+    """Class-1 probability over the input plane for each parameter vector of ``maps`` (keys
+    probabilities, titles, xlim, ylim, inputs, labels), the 0.5 contour and the training data."""
+    with plt.rc_context({**STYLE, "axes.grid": False}):
+        probabilities = maps["probabilities"]
+        fig, axes = plt.subplots(1, len(probabilities), figsize=(3.4 * len(probabilities), 3.2),
+                                 layout="constrained", squeeze=False)
+        extent = [*maps["xlim"], *maps["ylim"]]
+        for ax, probs, label in zip(axes[0], probabilities, maps["titles"]):
+            ax.imshow(probs, origin="lower", extent=extent, cmap="coolwarm", vmin=0, vmax=1, alpha=0.8)
+            ax.contour(probs, levels=[0.5], colors="black", linewidths=1.0, extent=extent)
+            for cls, color in ((0, "navy"), (1, "darkred")):
+                ax.scatter(*maps["inputs"][maps["labels"] == cls].T, color=color, s=2, edgecolors="none")
+            ax.set_title(str(label), fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.suptitle(title)
+        save(fig, pdf)
+
+
+def neff_width_depth(table: pd.DataFrame, z: float, pdf: str | Path, title: str = "") -> None:
+    """N_eff (left axis) and train/test loss (right axis) against width at the fixed depth and
+    against depth at the fixed width (rows of ``table`` tagged by column ``sweep``)."""
+    column = neff_column(z)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), layout="constrained")
+        for ax, axis in zip(axes, ("width", "depth")):
+            rows = table[table["sweep"] == axis].sort_values(axis)
+            ax.plot(rows[axis], rows[column], "^-", color="black", label=f"N_eff (z={z:g})")
+            ax.set_xlabel(axis)
+            ax.set_ylabel("effective dimensionality")
+            right = ax.twinx()
+            right.plot(rows[axis], rows["train_loss"], "o--", color="tab:blue", label="train loss")
+            right.plot(rows[axis], rows["test_loss"], "s--", color="tab:red", label="test loss")
+            right.set_ylabel("loss")
+            right.grid(False)
+            fixed = "depth" if axis == "width" else "width"
+            ax.set_title(f"{fixed} {int(rows[fixed].iloc[0])}")
+        handles = axes[0].get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+        fig.legend(handles, [h.get_label() for h in handles], loc="outside lower center", ncol=3)
+        fig.suptitle(title)
+        save(fig, pdf)
+
+
+def homogeneity(sweep: pd.DataFrame, pdf: str | Path, title: str = "") -> None:
+    """Loss and homogeneity (fraction of predictions unchanged) against perturbation norm, on
+    train and test, for top-eigenvector and degenerate directions: mean and range over trials."""
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(2, 2, figsize=(8, 5.5), layout="constrained", sharex=True)
+        for col, split in enumerate(("train", "test")):
+            for row, metric in enumerate(("loss", "homogeneity")):
+                ax = axes[row, col]
+                for direction, color in DIRECTION_COLORS.items():
+                    rows = sweep[(sweep["split"] == split) & (sweep["direction"] == direction)]
+                    stats = rows.groupby("norm")[metric].agg(["mean", "min", "max"])
+                    ax.plot(stats.index, stats["mean"], "o-", ms=3, color=color, label=f"{direction} directions")
+                    ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.2)
+                ax.set_title(f"{split} {metric}")
+                ax.set_xlabel("perturbation norm")
+        axes[0, 0].set_ylabel("loss")
+        axes[1, 0].set_ylabel("fraction of predictions unchanged")
+        axes[0, 0].legend()
+        fig.suptitle(title)
+        save(fig, pdf)
