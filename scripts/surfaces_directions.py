@@ -18,8 +18,10 @@ for name, plane in sm.params.planes.items():
     space, basis = eigenbasis(eigen["eigenvalues"].numpy(), eigen["eigenvectors"].double(), plane["space"],
                               plane.get("k", 0))
     pair = plane_directions(eigen["eigenvectors"].shape[0], space, basis, seed=grid["seed"])
+    # checked before filter normalisation, which (as in Li et al.) leaves the subspace on purpose
     checks[name] = {"orthonormality_error": float((pair @ pair.T - torch.eye(2, dtype=pair.dtype)).abs().max()),
-                    "outside_subspace": float((basis.T @ pair.T).abs().max()) if space == "complement" else None}
+                    "outside_subspace": float((basis.T @ pair.T).abs().max()) if space == "complement" else None,
+                    "filter_normalized": grid["filter_normalize"]}
     directions[name] = filter_normalize(pair, model) if grid["filter_normalize"] else pair
 with atomic_path(sm.output.directions) as tmp:
     torch.save(directions, tmp)

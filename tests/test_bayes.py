@@ -7,7 +7,7 @@ from torch import nn
 
 from neff import NeffError, effective_dimension
 from neff.bayes import (blr_contraction, blr_posterior, bnn_effective_dimensions, fourier_features,
-                        hessian_neff, log_posterior, sample_eigenvalues, sample_posterior)
+                        likelihood_hessian_eigenvalues, log_posterior, sample_eigenvalues, sample_posterior)
 from neff.random_features import random_features_curve
 
 
@@ -53,6 +53,10 @@ def test_bad_design_is_refused():
         fourier_features(np.zeros(3), 5)
     with pytest.raises(NeffError, match="prior_cov"):
         blr_posterior(np.ones((3, 2)), 0.1, [1.0, 2.0, 3.0])
+    with pytest.raises(NeffError, match="symmetric"):
+        blr_posterior(np.ones((3, 2)), 0.1, [[1.0, 5.0], [0.0, 1.0]])
+    with pytest.raises(NeffError, match="noise_var"):
+        blr_posterior(np.ones((3, 2)), 0.0, 1.0)
 
 
 def test_sample_eigenvalues_are_those_of_the_dense_moment_matrices():
@@ -84,10 +88,11 @@ def test_nuts_recovers_the_conjugate_posterior():
     mean, cov = blr_posterior(x.numpy(), 0.25, 1.0, y.numpy())
     standard_error = np.sqrt(np.diag(cov) / len(draws))
     assert np.all(np.abs(draws.mean(0) - mean) < 4 * standard_error)
-    assert np.allclose(np.cov(draws.T), cov, atol=0.2 * np.diag(cov).max())
+    whitened = np.linalg.solve(np.linalg.cholesky(cov), (draws - mean).T)  # N(0, I) if the draws are right
+    assert np.abs(np.cov(whitened) - np.eye(3)).max() < 0.15
 
 
-def test_hessian_neff_is_that_of_the_dense_likelihood_hessian():
+def test_likelihood_hessian_is_the_dense_one():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(1, 4, bias=False), nn.ELU(), nn.Linear(4, 1, bias=False)).double()
     x, y = torch.randn(9, 1, dtype=torch.float64), torch.randn(9, dtype=torch.float64)
@@ -98,20 +103,32 @@ def test_hessian_neff_is_that_of_the_dense_likelihood_hessian():
         return 2.5 / 2 * ((nn.functional.elu(x @ first.T) @ second.T).ravel() - y).pow(2).sum()
 
     dense = torch.autograd.functional.hessian(nll, flat)
-    expected = effective_dimension(torch.linalg.eigvalsh(dense).numpy(), 1.0)
-    assert hessian_neff(net, x, y, precision=2.5, z=1.0) == pytest.approx(expected, rel=1e-10)
+    assert np.allclose(likelihood_hessian_eigenvalues(net, x, y, precision=2.5), torch.linalg.eigvalsh(dense),
+                       atol=1e-10)
 
 
-def test_bnn_effective_dimensions_are_in_range():
+def test_bnn_effective_dimensions_of_a_linear_model_are_its_closed_forms():
+    # a linear "network" with a fixed noise precision is Bayesian linear regression
     torch.manual_seed(0)
-    x = torch.linspace(-2, 2, 12).reshape(-1, 1)
-    net = nn.Sequential(nn.Linear(1, 3, bias=False), nn.ELU(), nn.Linear(3, 3, bias=False), nn.ELU(),
-                        nn.Linear(3, 1, bias=False))
-    result = bnn_effective_dimensions(net, x, torch.sin(3 * x), num_samples=20, warmup=20,
-                                      max_tree_depth=4, map_steps=50)
-    assert result["num_params"] == 15 and result["num_samples"] == 20
-    assert 0 < result["param_neff"] < 15 and 0 < result["function_neff"] <= 12
-    assert 0 < result["hessian_neff"] < 15 and result["precision_mean"] > 0
+    x = torch.randn(20, 3, dtype=torch.float64)
+    y = x @ torch.tensor([0.5, -1.0, 0.2], dtype=torch.float64) + 0.5 * torch.randn(20, dtype=torch.float64)
+    net = nn.Linear(3, 1, bias=False).double()
+    result = bnn_effective_dimensions(net, x, y, num_samples=1000, warmup=300, prior_scale=2.0, precision=4.0,
+                                      z_param=0.01, map_steps=100)
+    mean, cov = blr_posterior(x.numpy(), 0.25, 4.0, y.numpy())
+    assert result["param_neff"] == pytest.approx(effective_dimension(np.linalg.eigvalsh(cov + np.outer(mean, mean)),
+                                                                     0.01), rel=0.05)
+    exact = effective_dimension(np.linalg.eigvalsh(4.0 * x.T.numpy() @ x.numpy()), 1 / 2.0 ** 2)
+    assert result["hessian_neff"] == pytest.approx(exact, rel=1e-10) and result["hessian_negative"] == 0
+    assert result["function_neff"] == pytest.approx(3, abs=1e-3)  # predictions vary in 3 directions only
+    assert np.allclose(net.weight.detach().numpy().ravel(), mean, atol=1e-6)  # the MAP is the posterior mean
+
+
+def test_too_few_draws_are_flagged():
+    net = nn.Linear(4, 1, bias=False)
+    x = torch.randn(10, 4)
+    with pytest.warns(UserWarning, match="draw more samples than parameters"):
+        bnn_effective_dimensions(net, x, x.sum(1), num_samples=3, warmup=5, max_tree_depth=3, map_steps=5)
 
 
 def test_random_features_peak_at_the_interpolation_threshold():

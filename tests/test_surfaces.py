@@ -76,6 +76,8 @@ def test_bottom_means_smallest_in_magnitude_and_top_largest():
     vectors = torch.eye(5, dtype=torch.float64)
     assert eigenbasis(values, vectors, "bottom", 2)[1].argmax(0).tolist() == [2, 3]
     assert eigenbasis(values, vectors, "top", 2)[1].argmax(0).tolist() == [0, 1]
+    with pytest.raises(NeffError, match="needs every eigenpair"):  # a top-k spectrum has no bottom
+        eigenbasis(values[:3], vectors[:, :3], "bottom", 2)
 
 
 def test_random_directions_are_unit_and_refuse_a_subspace_without_room(operator, eigen):
@@ -140,6 +142,10 @@ def test_sweep_keeps_predictions_in_degenerate_directions_and_parameters_intact(
     def mean_loss(direction):
         return np.mean([r["loss"] for r in rows if r["direction"] == direction and r["norm"] == 2.0])
     assert mean_loss("top") > mean_loss("degenerate")
+
+    def mean_homogeneity(direction):
+        return np.mean([r["homogeneity"] for r in rows if r["direction"] == direction and r["norm"] == 2.0])
+    assert mean_homogeneity("degenerate") > mean_homogeneity("top")
 
 
 def test_filter_normalisation_matches_filter_norms_and_zeroes_biases(classifier, operator):

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,16 +38,23 @@ def prior_matrix(prior_cov, num_params: int) -> np.ndarray:
     """The prior covariance as a matrix from a scalar (alpha^2 I), a diagonal or a matrix."""
     prior = np.asarray(prior_cov, dtype=np.float64)
     matrix = {0: lambda: prior * np.eye(num_params), 1: lambda: np.diag(prior)}.get(prior.ndim, lambda: prior)()
-    if matrix.shape != (num_params, num_params) or np.any(np.linalg.eigvalsh(matrix) <= 0):
-        raise NeffError(f"prior_cov must be a positive number, a positive diagonal or a positive "
+    if (matrix.shape != (num_params, num_params) or not np.allclose(matrix, matrix.T)
+            or np.any(np.linalg.eigvalsh(matrix) <= 0)):
+        raise NeffError(f"prior_cov must be a positive number, a positive diagonal or a symmetric positive "
                         f"definite matrix for {num_params} parameters (got shape {prior.shape})")
     return matrix
+
+
+def _check_noise(noise_var: float) -> None:
+    if not noise_var > 0:
+        raise NeffError(f"noise_var={noise_var} must be a positive variance")
 
 
 def blr_posterior(phi, noise_var: float, prior_cov, y=None) -> tuple[np.ndarray | None, np.ndarray]:
     """(mean, covariance) of the weights of y = Phi w + N(0, noise_var), w ~ N(0, prior_cov);
     the mean is None without targets ``y``."""
     phi = np.asarray(phi, dtype=np.float64)
+    _check_noise(noise_var)
     prior = prior_matrix(prior_cov, phi.shape[1])
     cov = np.linalg.inv(np.linalg.inv(prior) + phi.T @ phi / noise_var)
     cov = (cov + cov.T) / 2
@@ -64,8 +72,7 @@ def blr_contraction(phi, noise_var: float, prior_cov, z: float, seed: int = 0) -
     eigendecomposition per space per step.
     """
     phi = np.asarray(phi, dtype=np.float64)
-    if noise_var <= 0:
-        raise NeffError(f"noise_var={noise_var} must be positive")
+    _check_noise(noise_var)
     cov = prior_matrix(prior_cov, phi.shape[1])
     order = np.random.default_rng(seed).permutation(len(phi))
     rows = [{"n": 0, "point": -1, "param_neff": effective_dimension(np.linalg.eigvalsh(cov), z),
@@ -145,7 +152,7 @@ def sample_posterior(net: nn.Module, x: torch.Tensor, y: torch.Tensor, num_sampl
     log_density, layout = log_posterior(net, x.detach(), y.detach(), prior_scale, precision)
     start = {"w": layout.join(dict(net.named_parameters())).detach()}
     if _sampled(precision):
-        start["log_tau"] = torch.zeros(())
+        start["log_tau"] = torch.zeros((), dtype=start["w"].dtype)
     pyro.set_rng_seed(seed)
     kernel = NUTS(potential_fn=lambda sites: -log_density(sites), max_tree_depth=max_tree_depth,
                   jit_compile=jit, ignore_jit_warnings=True)
@@ -181,14 +188,13 @@ def map_network(net: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: flo
     return net
 
 
-def hessian_neff(net: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: float, z: float) -> float:
-    """N_eff(z) of the Hessian of the negative log likelihood, precision/2 sum (net(x) - y)^2,
-    from the library's operator (dense: a BNN is small). With z = 1/prior_scale^2 this is the
-    number of directions the data determine in the Laplace approximation (the BLR identity)."""
+def likelihood_hessian_eigenvalues(net: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: float) -> np.ndarray:
+    """Eigenvalues of the Hessian of the negative log likelihood, precision/2 sum (net(x) - y)^2,
+    from the library's operator (dense: a BNN is small). Their N_eff at z = 1/prior_scale^2 is
+    the number of directions the data determine in the Laplace approximation (the BLR identity)."""
     operator = HessianOperator(net, nn.MSELoss(), [(x, y.reshape(-1, 1))], reduction="sum",
                                dtype=torch.float64)
-    hessian = precision / 2 * operator.dense()
-    return effective_dimension(torch.linalg.eigvalsh(hessian).numpy(), z)
+    return torch.linalg.eigvalsh(precision / 2 * operator.dense()).numpy()
 
 
 def bnn_effective_dimensions(net: nn.Module, x: torch.Tensor, y: torch.Tensor, num_samples: int, warmup: int,
@@ -198,20 +204,27 @@ def bnn_effective_dimensions(net: nn.Module, x: torch.Tensor, y: torch.Tensor, n
     """The three views of a BNN at one training set, side by side:
 
     * ``param_neff``: N_eff(z_param) of the second moment of the NUTS parameter draws; it
-      falls from (prior variance) p / 2 as the data pin down directions;
+      falls from its prior value p s^2 / (s^2 + z_param) (s = prior_scale) as the data pin
+      down directions. S draws span at most S directions: a warning says when S < p;
     * ``function_neff``: N_eff(z_function) of the covariance of the draws' predictions at x;
     * ``hessian_neff``: N_eff(1 / prior_scale^2) of the likelihood Hessian at the MAP
       network (L-BFGS from the last draw, noise precision at its posterior mean): the number
-      of directions the data determine, which rises as ``param_neff`` falls.
+      of directions the data determine, which rises as ``param_neff`` falls; its negative
+      eigenvalues (an indefinite Hessian) add 0 and are counted in ``hessian_negative``.
 
     ``net`` ends at the MAP parameters."""
     samples = sample_posterior(net, x, y, num_samples, warmup, seed, prior_scale, precision, max_tree_depth)
+    if num_samples < samples.layout.size:
+        warnings.warn(f"{num_samples} draws span at most {num_samples} of {samples.layout.size} parameter "
+                      "directions, so param_neff is biased low; draw more samples than parameters", stacklevel=2)
     with torch.no_grad():
         predictions = samples.predictions(net, x)
     tau = float(samples.precision.mean())
     map_network(net, x, y, tau, prior_scale, start=samples.params[-1], steps=map_steps)
+    curvature = likelihood_hessian_eigenvalues(net, x, y, tau)
     return {"num_params": samples.layout.size, "num_samples": num_samples,
             "param_neff": effective_dimension(sample_eigenvalues(samples.params, center=False), z_param),
             "function_neff": effective_dimension(sample_eigenvalues(predictions, center=True), z_function),
-            "hessian_neff": hessian_neff(net, x, y, tau, 1 / prior_scale ** 2),
+            "hessian_neff": effective_dimension(curvature, 1 / prior_scale ** 2),
+            "hessian_negative": int(np.sum(curvature < 0)),
             "precision_mean": tau}

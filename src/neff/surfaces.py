@@ -102,8 +102,7 @@ def plane_directions(num_params: int, space: str = "full", basis: torch.Tensor |
     q = _basis(basis, space, num_params, dtype, device)
     room = num_params if q is None else q.shape[1] if space == "span" else num_params - q.shape[1]
     if room < 2:
-        raise NeffError(f"the {space} of a {q.shape[1]}-vector basis has {room} dimension(s), too few for a "
-                        "plane; change k")
+        raise NeffError(f"the {space} subspace has {room} dimension(s), too few for a plane; change k")
     vectors = _draw(q, space, num_params, 2, seed, dtype, device)
     # orthonormalising combinations of a span stays in it; in the complement, keep out of it
     return orthonormalize(vectors, q if space == "complement" else None).T
@@ -120,6 +119,9 @@ def eigenbasis(eigenvalues: np.ndarray, eigenvectors: torch.Tensor, space: str, 
     values = np.asarray(eigenvalues)
     if not 1 <= k <= len(values):
         raise NeffError(f"k={k} must be between 1 and the {len(values)} eigenvectors available")
+    if space == "bottom" and eigenvectors.shape[1] < eigenvectors.shape[0]:
+        raise NeffError(f"space='bottom' needs every eigenpair, but {eigenvectors.shape[1]} of "
+                        f"{eigenvectors.shape[0]} are given; use hessian.method: dense (or 'complement')")
     order = np.argsort(np.abs(values))[:k] if space == "bottom" else np.argsort(-values)[:k]
     basis = eigenvectors[:, torch.as_tensor(order.copy())]
     return ("complement" if space == "complement" else "span"), basis
