@@ -28,7 +28,7 @@ def cluster(tmp_path_factory):
         pytest.skip(f"no SLURM to test on: {why}")
 
 
-def test_profile_runs_the_workflow_through_sbatch_as_locally(cluster, tmp_path):
+def test_profile_runs_the_workflow_through_sbatch_as_locally(cluster, tmp_path, capsys):
     on_slurm, local = tmp_path / "slurm", tmp_path / "local"
     on_slurm.mkdir()
     local.mkdir()
@@ -39,7 +39,8 @@ def test_profile_runs_the_workflow_through_sbatch_as_locally(cluster, tmp_path):
                          env=cluster, timeout=420)
     assert done.returncode == 0, done.stderr[-3000:]
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", done.stderr)
-    print(f"{len(submitted)} jobs went through sbatch: SLURM job ids {', '.join(submitted)}")
+    with capsys.disabled():  # shown in CI's output, not captured
+        print(f"\n{len(submitted)} jobs went through sbatch: SLURM job ids {', '.join(submitted)}")
     assert len(set(submitted)) == job_counts(done.stderr)["total"] == 6
     seen = jobs(cluster)
     assert {seen[job]["state"] for job in submitted} == {"COMPLETED"}
