@@ -74,10 +74,6 @@ class ProductLog:
                         "keys": [k.cpu() for k in self.keys]}, tmp)
         self.unsaved = 0
 
-    def rewind(self) -> None:
-        """Start a new pass from the first product (the next run replays what is stored)."""
-        self.position = 0
-
     def _key(self, q: torch.Tensor) -> torch.Tensor:
         return torch.stack([q @ self._probe, q.norm()])
 
