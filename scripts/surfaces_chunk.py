@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from neff.data import read_dataset
-from neff.hessian import HessianOperator
+from neff.hessian import HessianOperator, default_device
 from neff.io import atomic_path
 from neff.models import load_grid_model
 from neff.surfaces import chunk_of, evaluate_plane, grid_coordinates
@@ -15,7 +15,7 @@ wc, plane, grid, spec = sm.wildcards, sm.params.plane, sm.params.grid, sm.params
 torch.set_num_threads(sm.threads)
 data = read_dataset(sm.input.data)
 model = load_grid_model(wc.model, data, wc.width, wc.depth, sm.input.model, **sm.params.model_kwargs)
-device = "cuda" if torch.cuda.is_available() else "cpu"
+device = default_device()
 operator = HessianOperator(model, data.loss_fn(), data.loader("train", spec["batch_size"]), "all",
                            dtype=getattr(torch, spec["dtype"]), device=device)
 start = time.perf_counter()

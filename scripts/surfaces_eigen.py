@@ -8,10 +8,10 @@ import torch
 
 from neff.data import read_dataset
 from neff.eigen import top_eigenpairs
-from neff.hessian import HessianOperator
+from neff.hessian import HessianOperator, default_device
 from neff.io import atomic_path, provenance, save_spectrum, write_json
 from neff.models import load_grid_model
-from neff.surfaces import exact_eigenpairs
+from neff.validate import exact_eigenpairs
 
 sm = snakemake  # noqa: F821 (snakemake injects it)
 wc, spec = sm.wildcards, sm.params.hessian
@@ -19,7 +19,7 @@ torch.set_num_threads(sm.threads)
 with open(sm.log[0], "w") as log, redirect_stdout(log):
     data = read_dataset(sm.input.data)
     model = load_grid_model(wc.model, data, wc.width, wc.depth, sm.input.model, **sm.params.model_kwargs)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = default_device()
     operator = HessianOperator(model, data.loss_fn(), data.loader("train", spec["batch_size"]), "all",
                                reduction=spec["reduction"], dtype=getattr(torch, spec["dtype"]), device=device)
     start = time.perf_counter()

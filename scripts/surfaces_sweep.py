@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 
 from neff.data import read_dataset
-from neff.hessian import HessianOperator
+from neff.hessian import HessianOperator, default_device
 from neff.io import provenance, write_csv, write_json
 from neff.models import load_grid_model
 from neff.surfaces import perturbation_sweep
@@ -19,7 +19,7 @@ torch.set_num_threads(sm.threads)
 with open(sm.log[0], "w") as log, redirect_stdout(log):
     data = read_dataset(sm.input.data)
     model = load_grid_model(wc.model, data, wc.width, wc.depth, sm.input.model, **sm.params.model_kwargs)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = default_device()
     operators = {split: HessianOperator(model, data.loss_fn(), data.loader(split, spec["batch_size"]), "all",
                                         dtype=getattr(torch, spec["dtype"]), device=device)
                  for split in ("train", "test")}

@@ -7,8 +7,9 @@ from torch import nn
 from neff import NeffError
 from neff.hessian import HessianOperator
 from neff.surfaces import (chunk_of, decision_maps, eigenbasis, evaluate_plane, evaluate_points,
-                           exact_eigenpairs, filter_normalize, grid_coordinates, perturbation_sweep,
-                           plane_directions, random_directions)
+                           filter_normalize, grid_coordinates, perturbation_sweep, plane_directions,
+                           random_directions)
+from neff.validate import exact_eigenpairs
 
 from conftest import batches
 

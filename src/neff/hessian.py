@@ -39,6 +39,11 @@ REDUCTIONS = ("mean", "sum")
 MODES = ("eval", "train")
 
 
+def default_device() -> torch.device:
+    """The first CUDA device when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 @contextmanager
 def module_mode(model: torch.nn.Module, training: bool):
     """Put every submodule in train or eval mode for the block, then restore each flag."""

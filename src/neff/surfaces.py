@@ -15,20 +15,18 @@ top eigenvectors does. Here:
 * ``grid_coordinates`` / ``evaluate_plane``: a square grid of the plane, whole or in chunks.
 * ``perturbation_sweep``: homogeneity and loss against perturbation norm, top vs degenerate.
 * ``decision_maps``: class-1 probabilities over a 2-D input grid (two spirals).
-* ``exact_eigenpairs``: every eigenpair of a small model's dense Hessian.
+
+Every eigenpair of a small model's dense Hessian comes from ``neff.validate.exact_eigenpairs``.
 
 Everything evaluates through a ``CurvatureOperator`` (usually a ``HessianOperator``), which
 already holds the model, loss, data, parameter selection, dtype and BatchNorm mode.
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 from torch.func import vmap
 
-from .eigen import EigenResult
 from .errors import NeffError
 from .hessian import CurvatureOperator, module_mode
 from .parameters import FlatLayout, select_parameters
@@ -249,23 +247,3 @@ def decision_maps(operator: CurvatureOperator, points: torch.Tensor, xlim, ylim,
     with module_mode(operator.model, operator.mode == "train"):
         probs = vmap(lambda flat: operator.outputs(operator.layout.split(flat), inputs).softmax(-1)[:, 1])(points)
     return probs.reshape(len(points), resolution, resolution).cpu().double().numpy()
-
-
-def exact_eigenpairs(operator: CurvatureOperator, max_params: int = 10000) -> EigenResult:
-    """Every eigenpair of the operator's dense matrix (largest first), for small models; the
-    residuals ||H v - lambda v|| are measured on the same dense matrix."""
-    if operator.num_params > max_params:
-        raise NeffError(f"the operator has {operator.num_params} parameters, too many for a dense "
-                        f"eigendecomposition (max_params={max_params}); use top_eigenpairs instead")
-    start, hvp_before = time.perf_counter(), operator.n_hvp
-    dense = operator.dense().double()
-    dense = (dense + dense.T) / 2
-    values, vectors = torch.linalg.eigh(dense)
-    values, vectors = values.flip(0), vectors.flip(1)
-    residuals = (dense @ vectors - vectors * values).norm(dim=0).cpu().numpy()
-    norm = float(values.abs().max())
-    return EigenResult(eigenvalues=values.cpu().numpy(), residuals=residuals,
-                       converged=residuals <= 1e-8 * max(norm, 1e-300), tol=1e-8, norm_estimate=norm,
-                       n_hvp=operator.n_hvp - hvp_before, wall_time=time.perf_counter() - start,
-                       method="dense", which="largest", num_params=operator.num_params,
-                       steps=operator.num_params, ritz_values=values.cpu().numpy(), eigenvectors=vectors)

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from .data import Dataset
 from .errors import NeffError
 from .io import atomic_path
-from .hessian import module_mode
+from .hessian import default_device, module_mode
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("paper", "constant")
@@ -93,7 +93,7 @@ def train(model: torch.nn.Module, data: Dataset, config: TrainConfig, *,
     """Train ``model`` on ``data.train``; returns one metrics row per epoch (lr, train/test
     loss and accuracy). With ``checkpoint``, state is saved every ``checkpoint_every`` epochs
     and at the end, and a rerun resumes from it; the result equals an uninterrupted run."""
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(device) if device is not None else default_device()
     model.to(device)
     optimizer = _optimizer(model, config)
     loss_fn = data.loss_fn()
