@@ -166,25 +166,24 @@ def sample_posterior(net: nn.Module, x: torch.Tensor, y: torch.Tensor, num_sampl
 
 def map_network(net: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: float, prior_scale: float = 1.0,
                 start: torch.Tensor | None = None, steps: int = 500) -> nn.Module:
-    """``net`` moved to the mode of log p(w | x, y) at a fixed noise ``precision`` by L-BFGS,
-    from the flat parameters ``start`` (e.g. a posterior draw) when given."""
-    layout = FlatLayout(dict(net.named_parameters()))
-    if start is not None:
-        with torch.no_grad():
-            for p, value in zip(net.parameters(), layout.split(start).values()):
-                p.copy_(value)
-    optimizer = torch.optim.LBFGS(net.parameters(), max_iter=steps, tolerance_grad=1e-9,
-                                  tolerance_change=1e-12, line_search_fn="strong_wolfe")
+    """``net`` moved by L-BFGS to the mode of :func:`log_posterior` at a fixed noise
+    ``precision``, from the flat parameters ``start`` (e.g. a posterior draw) when given."""
+    log_density, layout = log_posterior(net, x, y, prior_scale, float(precision))
+    flat = layout.join(dict(net.named_parameters())) if start is None else start
+    flat = flat.detach().clone().requires_grad_()
+    optimizer = torch.optim.LBFGS([flat], max_iter=steps, tolerance_grad=1e-9, tolerance_change=1e-12,
+                                  line_search_fn="strong_wolfe")
 
     def closure():
         optimizer.zero_grad()
-        misfit = ((net(x).reshape(-1) - y.reshape(-1)) ** 2).sum()
-        prior = sum((p ** 2).sum() for p in net.parameters())
-        loss = precision / 2 * misfit + prior / (2 * prior_scale ** 2)
+        loss = -log_density({"w": flat})
         loss.backward()
         return loss
 
     optimizer.step(closure)
+    with torch.no_grad():
+        for p, value in zip(net.parameters(), layout.split(flat).values()):
+            p.copy_(value)
     return net
 
 
