@@ -70,3 +70,23 @@ def tiny_run(tmp_path_factory):
     done = snakemake(workdir, "--cores", "2", config=TINY)
     assert done.returncode == 0, done.stderr[-3000:]
     return workdir
+
+
+def _plan(tmp_path_factory, *args):
+    from test_workflow import snakemake
+    done = snakemake(tmp_path_factory.mktemp("plan"), "-n", *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def default_plan(tmp_path_factory):
+    """`snakemake -n` of the default config, planned once per test session."""
+    return _plan(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def paper_plan(tmp_path_factory):
+    """`snakemake -n` of config/paper.yaml, planned once per test session."""
+    from test_workflow import ROOT
+    return _plan(tmp_path_factory, "--configfile", str(ROOT / "config" / "paper.yaml"))

@@ -69,18 +69,14 @@ def planned(output, *rules):
 FIG12_RULES = ("data", "train", "spectrum", "table", "figure", "all")
 
 
-def test_plan_of_the_default_config(tmp_path):
-    done = snakemake(tmp_path, "-n")
-    assert done.returncode == 0, done.stderr
-    assert planned(done.stdout, *FIG12_RULES) == {"data": 1, "train": 23, "spectrum": 23, "table": 2,
+def test_plan_of_the_default_config(default_plan):
+    assert planned(default_plan, *FIG12_RULES) == {"data": 1, "train": 23, "spectrum": 23, "table": 2,
                                                   "figure": 2, "all": 1}
 
 
-def test_plan_of_the_paper_config(tmp_path):
-    done = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "config" / "paper.yaml"))
-    assert done.returncode == 0, done.stderr
+def test_plan_of_the_paper_config(paper_plan):
     # 64 ResNet18 widths + 16 x 9 ConvNetDepth models, each trained and its spectrum computed
-    assert planned(done.stdout, *FIG12_RULES) == {"data": 1, "train": 208, "spectrum": 208, "table": 2,
+    assert planned(paper_plan, *FIG12_RULES) == {"data": 1, "train": 208, "spectrum": 208, "table": 2,
                                                   "figure": 2, "all": 1}
 
 

@@ -3,18 +3,14 @@ import json
 
 import pandas as pd
 
-from test_workflow import ROOT, planned, snakemake
+from test_workflow import planned
 
 BAYES_RULES = ("blr", "bnn", "bnn_table", "random_features", "figure_contraction", "figure_random_features")
 
 
-def test_plans_include_the_bayes_rules(tmp_path):
-    default = snakemake(tmp_path, "-n")
-    assert default.returncode == 0, default.stderr
-    assert planned(default.stdout, *BAYES_RULES) == dict.fromkeys(BAYES_RULES, 1) | {"bnn": 3}
-    paper = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "config" / "paper.yaml"))
-    assert paper.returncode == 0, paper.stderr
-    assert planned(paper.stdout, *BAYES_RULES) == dict.fromkeys(BAYES_RULES, 1) | {"bnn": 50}  # 10 sizes x 5 trials
+def test_plans_include_the_bayes_rules(default_plan, paper_plan):
+    assert planned(default_plan, *BAYES_RULES) == dict.fromkeys(BAYES_RULES, 1) | {"bnn": 3}
+    assert planned(paper_plan, *BAYES_RULES) == dict.fromkeys(BAYES_RULES, 1) | {"bnn": 50}  # 10 sizes x 5 trials
 
 
 def test_tiny_real_run_of_figures_4_and_8(tiny_run):

@@ -25,26 +25,22 @@ def yaml_planes(study):
     return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["surfaces"][study]["planes"]
 
 
-def test_plan_of_the_default_config(tmp_path):
-    done = snakemake(tmp_path, "-n")
-    assert done.returncode == 0, done.stderr
+def test_plan_of_the_default_config(default_plan):
     # spirals: the 20 x 5 net plus widths 4, 8 and depths 1, 3 (N_eff figure); one LeNet;
     # planes: 5 spirals planes in 1 chunk each, 2 digits planes in 2 chunks each
-    assert planned(done.stdout, *SURFACE_RULES) == {
+    assert planned(default_plan, *SURFACE_RULES) == {
         "surfaces_data": 2, "surfaces_train": 6, "surfaces_spectrum": 5, "surfaces_eigen": 2,
         "surfaces_directions": 2, "surfaces_chunk": 9, "surfaces_join": 2, "surfaces_sweep": 1,
         "surfaces_boundaries": 1, "surfaces_neff_table": 1, "surfaces_figure": 2, "spirals_boundaries_figure": 1,
         "spirals_neff_figure": 1, "homogeneity_figure": 1}
 
 
-def test_plan_of_the_paper_config(tmp_path):
-    done = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "config" / "paper.yaml"))
-    assert done.returncode == 0, done.stderr
+def test_plan_of_the_paper_config(paper_plan):
     # 8 widths + 8 depths (one shared) two-spirals nets, one CIFAR-10 LeNet; 5 x 8 + 2 x 25 chunks
-    counts = planned(done.stdout, *SURFACE_RULES)
+    counts = planned(paper_plan, *SURFACE_RULES)
     assert counts["surfaces_train"] == 16 and counts["surfaces_spectrum"] == 15
     assert counts["surfaces_chunk"] == 90 and counts["surfaces_join"] == 2 and counts["surfaces_sweep"] == 1
-    assert "results/homogeneity_cifar10/models/model~lenet/width~0/depth~0/seed~0/sweep.csv" in done.stdout
+    assert "results/homogeneity_cifar10/models/model~lenet/width~0/depth~0/seed~0/sweep.csv" in paper_plan
 
 
 def test_a_study_sharing_the_main_experiment_name_is_refused(tmp_path):
