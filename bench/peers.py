@@ -37,10 +37,14 @@ def _on_cuda(model) -> bool:
 
 def hvp(tool: str, model, loss, batches):
     """A function flat v -> flat H v of the mean loss over all batches, for ``tool``.
-    ``neff-block8`` pushes a block of 8 vectors through one data pass (returns the first)."""
+    ``neff`` keeps each batch's gradient graph after the first product (its default when the
+    graphs fit in memory), ``neff-nocache`` rebuilds them for every product, ``neff-block8``
+    pushes a block of 8 vectors through one data pass (returns the first)."""
     params = [p for p in model.parameters() if p.requires_grad]
     if tool == "neff":
         return neff.HessianOperator(model, loss, batches).matvec
+    if tool == "neff-nocache":
+        return neff.HessianOperator(model, loss, batches, cache_gb=0).matvec
     if tool == "neff-block8":
         operator = neff.HessianOperator(model, loss, batches)
         others = torch.randn(operator.num_params, 7, generator=torch.Generator().manual_seed(5)).to(params[0].device)
@@ -74,16 +78,18 @@ def gradient(model, loss, batches):
         (loss(model(inputs), targets) * len(inputs)).backward()
 
 
-def top_eigenpairs(tool: str, model, loss, batches, k: int, tol: float):
-    """(eigenvalues, eigenvectors (n, k) float64, products used) by each tool's own method."""
+def top_eigenpairs(tool: str, model, loss, batches, k: int, tol: float, seed: int = 0):
+    """(eigenvalues, eigenvectors (n, k) float64, products used) by each tool's own method,
+    from a start drawn with ``seed``."""
     if tool in ("neff", "neff-eigsh"):
         op = neff.HessianOperator(model, loss, batches)
-        result = neff.top_eigenpairs(op, k, "eigsh" if tool == "neff-eigsh" else "lanczos", tol=tol)
+        result = neff.top_eigenpairs(op, k, "eigsh" if tool == "neff-eigsh" else "lanczos", tol=tol, seed=seed)
         return result.eigenvalues, result.eigenvectors, op.n_hvp
     if tool == "pyhessian":
         from pyhessian import hessian
         engine = hessian(model, loss, dataloader=batches, cuda=_on_cuda(model))
         counted = engine.dataloader_hv_product = Counted(engine.dataloader_hv_product)
+        torch.manual_seed(seed)  # PyHessian draws its start vectors from torch's global generator
         values, vectors = engine.eigenvalues(maxIter=100, tol=tol, top_n=k)
         flat = torch.stack([torch.cat([t.reshape(-1) for t in vec]) for vec in vectors], 1)
         return np.asarray(values), flat.double(), counted.count
@@ -93,7 +99,7 @@ def top_eigenpairs(tool: str, model, loss, batches, k: int, tol: float):
         device = next(model.parameters()).device
         matvec = lambda v: apply(torch.as_tensor(v, dtype=torch.float32, device=device).reshape(-1)).double().cpu().numpy()  # noqa: E731
         values, vectors = eigsh(LinearOperator((n, n), matvec=matvec, dtype=np.float64), k=k, which="LA",
-                                tol=tol, v0=np.random.default_rng(0).standard_normal(n))
+                                tol=tol, v0=np.random.default_rng(seed).standard_normal(n))
         order = np.argsort(-values)
         return values[order], torch.from_numpy(vectors[:, order].copy()).to(device), apply.count
     if tool == "eigenthings":
@@ -102,37 +108,39 @@ def top_eigenpairs(tool: str, model, loss, batches, k: int, tol: float):
             warnings.simplefilter("ignore")
             operator = he.HessianOperator(model, batches, he.supervised_loss(loss))
         counted = operator.matvec = Counted(operator.matvec)
-        result = he.lanczos(operator, k=k, which="LA", tol=tol, seed=0)
+        result = he.lanczos(operator, k=k, which="LA", tol=tol, seed=seed)
         return result.eigenvalues.cpu().numpy(), result.eigenvectors.T.double(), counted.count
     raise ValueError(tool)
 
 
-def effdim_at_budget(tool: str, model, loss, batches, z: np.ndarray, budget: int = 100):
-    """(N_eff estimate at each z, products used) with about ``budget`` products."""
-    n = sum(p.numel() for p in model.parameters())
+def effdim_at_budget(tool: str, model, loss, batches, z: np.ndarray, budget: int = 100, seed: int = 0):
+    """(N_eff estimate at each z, products used) with about ``budget`` products and random
+    starts drawn with ``seed``."""
     if tool in ("neff-slq", "neff-certified"):
-        # about half the budget on the top eigenpairs (deflation), the rest on 2 SLQ probes
+        # 40% of the budget on Lanczos for the top pairs, 20% on certifying them, 40% on SLQ
+        # probes of 10 steps on the rest (deflation)
         op = neff.HessianOperator(model, loss, batches)
-        steps = budget * 11 // 20
-        eigen = neff.top_eigenpairs(op, steps * 9 // 20, tol=1e-3, max_steps=steps)
+        eigen = neff.top_eigenpairs(op, budget // 5, tol=1e-3, max_steps=budget * 2 // 5, seed=seed)
         method = tool.split("-")[1]
-        est = neff.estimate_effective_dimension(op, z, method, eigen=eigen, num_samples=2,
-                                                steps=max(1, (budget - op.n_hvp) // 2))
+        est = neff.estimate_effective_dimension(op, z, method, eigen=eigen, steps=10, seed=seed,
+                                                num_samples=max(2, (budget - op.n_hvp) // 10))
         return est.value, op.n_hvp
     if tool == "paper":
         op = neff.HessianOperator(model, loss, batches)
-        est = neff.estimate_effective_dimension(op, z, "paper", paper_steps=budget)
+        est = neff.estimate_effective_dimension(op, z, "paper", paper_steps=budget, seed=seed)
         return est.value, op.n_hvp
     if tool == "pyhessian":
         from pyhessian import hessian
         engine = hessian(model, loss, dataloader=batches, cuda=_on_cuda(model))
         calls = engine.dataloader_hv_product = Counted(engine.dataloader_hv_product)
+        torch.manual_seed(seed)
         with mock.patch.object(torch, "eig", _legacy_eig, create=True):
             nodes, weights = engine.density(iter=budget, n_v=1)
         nodes, weights = np.asarray(nodes[0]), np.asarray(weights[0])
+        n = sum(p.numel() for p in model.parameters())
         return np.array([n * np.sum(weights * effective_dimension_terms(nodes, zi)) for zi in z]), calls.count
     if tool in ("eigenthings", "curvlinops"):  # their nearest equivalent: N_eff of a top-k solve
-        values, _, used = top_eigenpairs(tool, model, loss, batches, k=budget // 2, tol=1e-3)
+        values, _, used = top_eigenpairs(tool, model, loss, batches, k=budget // 2, tol=1e-3, seed=seed)
         return effective_dimension(values, z), used
     raise ValueError(tool)
 

@@ -45,6 +45,11 @@ def test_unknown_selection_and_pattern(mlp, classification_data):
         neff.HessianOperator(mlp, LOSS, [classification_data], params=["conv.*"])
 
 
+def test_negative_cache_size(mlp, classification_data):
+    with pytest.raises(neff.NeffError, match="cache_gb=-1 must be a size in GB"):
+        neff.HessianOperator(mlp, LOSS, [classification_data], cache_gb=-1)
+
+
 def test_k_not_below_number_of_parameters(mlp, classification_data):
     op = neff.HessianOperator(mlp, LOSS, [classification_data])
     with pytest.raises(neff.NeffError, match=f"k={op.num_params} must be smaller than the number of parameters"):

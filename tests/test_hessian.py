@@ -136,3 +136,67 @@ def test_train_mode_with_dropout_is_refused(classification_data):
     with pytest.raises(neff.NeffError, match="Dropout would draw a new mask"):
         neff.HessianOperator(model, nn.CrossEntropyLoss(), [classification_data], mode="train")
     neff.HessianOperator(model, nn.CrossEntropyLoss(), [classification_data])  # eval mode is fine
+
+
+class CountingData:
+    """Batches that count how often they are read."""
+
+    def __init__(self, data):
+        self.data, self.passes = data, 0
+
+    def __iter__(self):
+        self.passes += 1
+        return iter(self.data)
+
+
+@pytest.mark.parametrize("vectorise", [False, True])
+def test_cached_products_equal_fresh_ones_and_skip_the_data(bn_cnn, vectorise):
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(27, 1, 6, 6, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 4, (27,), generator=gen)
+    dense = reference_hessian(bn_cnn.eval(), nn.CrossEntropyLoss(), batches(x, y, 10))
+    data = CountingData(batches(x, y, 10))
+    cached = neff.HessianOperator(bn_cnn, nn.CrossEntropyLoss(), data, chunk_size=2)
+    fresh = neff.HessianOperator(bn_cnn, nn.CrossEntropyLoss(), batches(x, y, 10), chunk_size=2, cache_gb=0)
+    cached.vectorise = fresh.vectorise = vectorise
+    v = torch.randn(cached.num_params, 5, dtype=torch.float64)
+    passes = data.passes
+    for _ in range(3):
+        assert rel(cached.matmat(v), dense @ v) < 1e-10
+        assert rel(cached.matvec(v[:, 0]), dense @ v[:, 0]) < 1e-10
+        assert torch.equal(fresh.matmat(v), cached.matmat(v))
+    assert data.passes == passes + 1  # the first product read the data; the others used the cache
+    assert cached.n_hvp == 3 * 11 and cached.num_examples == 27
+
+
+def test_a_cache_that_does_not_fit_is_given_up(mlp, classification_data):
+    x, y = classification_data
+    data = CountingData(batches(x, y, 16))
+    op = neff.HessianOperator(mlp, nn.CrossEntropyLoss(), data, cache_gb=1e-6)  # about 1 kB
+    dense = reference_hessian(mlp, nn.CrossEntropyLoss(), batches(x, y, 16))
+    v = torch.randn(op.num_params, dtype=torch.float64)
+    passes = data.passes
+    for _ in range(2):
+        assert rel(op.matvec(v), dense @ v) < 1e-10
+    assert data.passes == passes + 2 and op.cache_bytes == 0
+
+
+def test_the_cache_fixes_a_shuffled_train_mode_operator(bn_cnn):
+    x = torch.randn(24, 1, 6, 6, dtype=torch.float64)
+    y = torch.randint(0, 4, (24,))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8, shuffle=True)
+    v = torch.randn(sum(p.numel() for p in bn_cnn.parameters()), dtype=torch.float64)
+    fresh = neff.HessianOperator(bn_cnn, nn.CrossEntropyLoss(), loader, mode="train", cache_gb=0)
+    cached = neff.HessianOperator(bn_cnn, nn.CrossEntropyLoss(), loader, mode="train")
+    torch.manual_seed(0)
+    assert not torch.equal(fresh.matvec(v), fresh.matvec(v))  # batch statistics of new batches
+    assert torch.equal(cached.matvec(v), cached.matvec(v))  # one frozen pass
+
+
+def test_parameters_with_constant_gradient_have_zero_curvature():
+    model = nn.Linear(3, 2).double()
+    x = torch.randn(10, 3, dtype=torch.float64)
+    op = neff.HessianOperator(model, lambda out, t: out.sum(dim=1), [(x, x[:, 0])])  # linear loss
+    assert torch.equal(op.matvec(torch.ones(op.num_params, dtype=torch.float64)),
+                       torch.zeros(op.num_params, dtype=torch.float64))
+    assert torch.equal(op.dense(), torch.zeros(8, 8, dtype=torch.float64))

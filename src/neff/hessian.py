@@ -2,10 +2,15 @@
 
 ``HessianOperator`` applies H, the Hessian of the dataset loss, to vectors; ``GGNOperator``
 applies the generalised Gauss-Newton matrix J^T H_loss J. Both share the machinery here:
-parameter selection, exact batch weighting, BatchNorm/Dropout handling and dtype/device
-placement. Products are computed with ``torch.func`` (reverse-over-reverse for H: the pullback of
-the gradient, built once per batch) and a block of vectors is pushed through one pass over
-the data with ``vmap``.
+parameter selection, exact batch weighting, BatchNorm/Dropout handling, dtype/device placement
+and the per-batch cache. H is applied by double backward through each batch's gradient graph;
+a block of vectors is applied to one graph, vectorised on a GPU and in turn on a CPU.
+
+Each batch's linearisation (for H: the graph of its gradient) is built once per pass and, when
+the linearisations of all batches fit in ``cache_gb``, kept: later products skip the forward and
+backward passes and apply only the second backward (measured 1.4-1.8x faster on the CPU,
+BENCHMARKS.md). The cache holds the data's first pass, so a shuffling loader gives the same
+matrix every time; it lives as long as the operator. ``cache_gb=0`` turns it off.
 
 Objective semantics (the thing whose curvature is measured):
 
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 from contextlib import contextmanager
 from typing import Callable, Iterable, Sequence
 
@@ -54,6 +60,32 @@ def module_mode(model: torch.nn.Module, training: bool):
     finally:
         for module, flag in flags:
             module.training = flag
+
+
+def free_memory_bytes(device: torch.device) -> int:
+    """Free memory on ``device`` (CUDA: the driver's count; CPU: free physical pages, or an
+    eighth of physical memory where the system does not report free pages)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    page = os.sysconf("SC_PAGE_SIZE")
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * page
+    except (ValueError, OSError):
+        return os.sysconf("SC_PHYS_PAGES") * page // 8
+
+
+@contextmanager
+def saved_storages():
+    """Record the storages autograd saves for backward inside the block: {data_ptr: bytes}."""
+    seen: dict[int, int] = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        yield seen
 
 
 def _per_example(loss_fn: Callable) -> Callable:
@@ -103,11 +135,14 @@ class CurvatureOperator:
     def __init__(self, model: torch.nn.Module, loss_fn: Callable, data: Iterable,
                  params: str | Sequence[str] = "all", *, reduction: str = "mean",
                  dtype: torch.dtype | None = None, device: str | torch.device | None = None,
-                 mode: str = "eval", chunk_size: int | None = None):
+                 mode: str = "eval", chunk_size: int | None = None, cache_gb: float | None = None):
         if reduction not in REDUCTIONS:
             raise NeffError(f"reduction={reduction!r} is unknown; use 'mean' or 'sum'")
         if mode not in MODES:
             raise NeffError(f"mode={mode!r} is unknown; use 'eval' or 'train'")
+        if cache_gb is not None and not cache_gb >= 0:
+            raise NeffError(f"cache_gb={cache_gb!r} must be a size in GB, 0 (no cache) or None (a "
+                            "quarter of the device's free memory)")
         names = select_parameters(model, params)
         _check_dropout(model, mode)
         _check_data(data)
@@ -126,6 +161,10 @@ class CurvatureOperator:
         self.param_names = names
         self.num_examples: int | None = None
         self.n_hvp = 0
+        self.cache_bytes = (free_memory_bytes(self.device) // 4 if cache_gb is None
+                            else int(cache_gb * 2**30))
+        self.vectorise = self.device.type == "cuda"  # vmap over convolutions is slow on a CPU
+        self._cache: list | None = None
         self._fingerprint: str | None = None
 
     # -- shape and identity -------------------------------------------------------------------
@@ -179,14 +218,12 @@ class CurvatureOperator:
         """Mean loss of one batch as a function of the selected parameters."""
         return self.batch_loss(self.outputs(primals, inputs), targets)
 
-    def _over_data(self, per_batch: Callable) -> tuple[torch.Tensor, int]:
-        """Size-weighted sum of ``per_batch(inputs, targets)`` over the data, scaled by the
-        reduction, and the number of examples seen."""
+    def _weighted_sum(self, values: Iterable[tuple[int, torch.Tensor]]) -> tuple[torch.Tensor, int]:
+        """Size-weighted sum of per-batch (size, value) pairs, scaled by the reduction, and the
+        number of examples seen."""
         total, count = None, 0
         with module_mode(self.model, self.mode == "train"):
-            for inputs, targets in self.batches():
-                size = inputs.shape[0]
-                value = per_batch(inputs, targets)
+            for size, value in values:
                 total = value * size if total is None else total.add_(value, alpha=size)
                 count += size
         if count == 0:
@@ -200,24 +237,61 @@ class CurvatureOperator:
                             "check the inputs, the model's parameters and the loss function")
         return total, count
 
+    def _over_data(self, per_batch: Callable) -> tuple[torch.Tensor, int]:
+        """``_weighted_sum`` of ``per_batch(inputs, targets)`` over the data."""
+        return self._weighted_sum((inputs.shape[0], per_batch(inputs, targets))
+                                  for inputs, targets in self.batches())
+
     # -- products -----------------------------------------------------------------------------
-    def batch_product(self, inputs, targets, tangent: dict) -> dict:
-        """The curvature of one batch's mean loss applied to one tangent (named tensors)."""
+    def linearise(self, inputs, targets) -> Callable[[dict], dict]:
+        """For one batch's mean loss, the map from tangents (named tensors with a leading block
+        dimension) to their curvature products."""
         raise NotImplementedError
 
-    def batch_block(self, inputs, targets, tangents: dict, size: int) -> dict:
-        """Products for ``size`` tangents (named tensors with a leading dimension) on one batch."""
-        if size == 1:
-            one = {name: t[0] for name, t in tangents.items()}
-            return {name: t.unsqueeze(0) for name, t in self.batch_product(inputs, targets, one).items()}
-        return vmap(lambda t: self.batch_product(inputs, targets, t), chunk_size=self.chunk_size)(tangents)
+    def _linearised(self):
+        """(size, linearisation) for every batch, kept for later passes when all of them fit in
+        ``cache_bytes`` (module docstring); when they do not, ``cache_bytes`` becomes 0 and each
+        pass rebuilds them."""
+        if self._cache is not None:
+            yield from self._cache
+            return
+        if self.cache_bytes <= 0:
+            yield from ((inputs.shape[0], self.linearise(inputs, targets)) for inputs, targets in self.batches())
+            return
+        kept, room = [], self.cache_bytes
+        shared = {t.untyped_storage().data_ptr() for t in self.primals.values()}
+        gradient_bytes = sum(t.nbytes for t in self.primals.values())
+        for inputs, targets in self.batches():
+            with saved_storages() as saved:
+                item = (inputs.shape[0], self.linearise(inputs, targets))
+            room -= sum(size for ptr, size in saved.items() if ptr not in shared)
+            room -= inputs.nbytes + targets.nbytes + gradient_bytes
+            if room >= 0:
+                kept.append(item)
+            else:
+                kept.clear()  # all or nothing: part of a pass is no use to the next pass
+            yield item
+        if room >= 0:
+            self._cache = kept
+        else:
+            self.cache_bytes = 0
+
+    def _apply(self, linearisation: Callable, tangents: dict, size: int) -> torch.Tensor:
+        """The (size, n) products of one batch: the whole block at once (or in chunks of
+        ``chunk_size``) where vectorised, one vector at a time otherwise."""
+        step = (self.chunk_size or size) if self.vectorise else 1
+        parts = []
+        for i in range(0, size, step):
+            products = linearisation({name: t[i:i + step] for name, t in tangents.items()})
+            parts.append(self.layout.join(products, lead=(min(step, size - i),)))
+        return torch.cat(parts)
 
     def _block(self, rows: torch.Tensor) -> torch.Tensor:
         """Products for the rows of a (b, n) block in one pass over the data."""
         tangents = self.layout.split(rows)
         b = rows.shape[0]
-        total, _ = self._over_data(
-            lambda inputs, targets: self.layout.join(self.batch_block(inputs, targets, tangents, b), lead=(b,)))
+        total, _ = self._weighted_sum((size, self._apply(linearisation, tangents, b))
+                                      for size, linearisation in self._linearised())
         self.n_hvp += b
         return total
 
@@ -265,31 +339,40 @@ class CurvatureOperator:
 
 
 class HessianOperator(CurvatureOperator):
-    """H v for the Hessian of the dataset loss: reverse-over-reverse (the pullback of the
-    gradient), built once per batch and applied to every vector of a block with ``vmap``.
-    On a CPU this measured about 1.8x faster than forward-over-reverse (``jvp`` of ``grad``)
-    on an MLP and on par on CNNs; a block of 8 vectors costs 0.14-0.45x a single product per
-    vector on an H200 and on CPU MLPs (BENCHMARKS.md)."""
+    """H v for the Hessian of the dataset loss: double backward through each batch's gradient
+    graph (the graph is built once per batch and pass, or once in all when cached). Eager
+    autograd measured 1.5x faster than ``torch.func``'s ``vjp`` of ``grad`` to build that graph
+    on a CPU MLP, and applying a kept graph costs 0.55-0.75x a fresh double backward
+    (BENCHMARKS.md)."""
 
     kind = "hessian"
 
-    def _pullback(self, inputs, targets):
-        return vjp(grad(lambda p: self.loss(p, inputs, targets)), self.primals)[1]
+    def linearise(self, inputs, targets):
+        leaves = {name: t.detach().requires_grad_() for name, t in self.primals.items()}
+        gradient = torch.autograd.grad(self.loss(leaves, inputs, targets), list(leaves.values()),
+                                       create_graph=True)
+        # a gradient component without a graph is constant: it adds nothing to H v
+        live = [i for i, g in enumerate(gradient) if g.requires_grad]
+        outputs = [gradient[i] for i in live]
+        names = list(leaves)
 
-    def batch_product(self, inputs, targets, tangent):
-        return self._pullback(inputs, targets)(tangent)[0]
-
-    def batch_block(self, inputs, targets, tangents, size):
-        if size == 1:
-            return super().batch_block(inputs, targets, tangents, size)
-        pullback = self._pullback(inputs, targets)
-        return vmap(lambda t: pullback(t)[0], chunk_size=self.chunk_size)(tangents)
+        def apply(tangents):
+            vectors = list(tangents.values())
+            size = vectors[0].shape[0]
+            if not outputs:
+                return {name: torch.zeros_like(v) for name, v in zip(names, vectors)}
+            directions = [vectors[i] if size > 1 else vectors[i][0] for i in live]
+            found = torch.autograd.grad(outputs, list(leaves.values()), directions, retain_graph=True,
+                                        allow_unused=True, is_grads_batched=size > 1)
+            return {name: torch.zeros_like(v) if f is None else f if size > 1 else f.unsqueeze(0)
+                    for name, v, f in zip(names, vectors, found)}
+        return apply
 
     def dense_batch(self, inputs, targets):
         def flat_loss(flat):
             return self.loss(self.layout.split(flat), inputs, targets)
-        # classic double backward, one row at a time: independent of the torch.func products
-        return torch.autograd.functional.hessian(flat_loss, self.flat_params())
+        # forward-over-reverse: independent of the double-backward products it validates
+        return torch.func.hessian(flat_loss)(self.flat_params())
 
 
 class GGNOperator(CurvatureOperator):
@@ -297,6 +380,9 @@ class GGNOperator(CurvatureOperator):
     convex losses such as cross-entropy and squared error)."""
 
     kind = "ggn"
+
+    def linearise(self, inputs, targets):
+        return vmap(lambda tangent: self.batch_product(inputs, targets, tangent))
 
     def batch_product(self, inputs, targets, tangent):
         def forward(p):
