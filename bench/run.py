@@ -81,7 +81,7 @@ def seconds(function) -> float:
     return time.perf_counter() - start
 
 
-def p1(name: str, tools: list[str], reps: int) -> list[dict]:
+def p1(name: str, tools: list[str], reps: int, with_memory: bool = True) -> list[dict]:
     model, batches, loss = workload(name)
     n = sum(p.numel() for p in model.parameters())
     v = torch.randn(n, generator=torch.Generator().manual_seed(3)).to(DEVICE)
@@ -96,7 +96,7 @@ def p1(name: str, tools: list[str], reps: int) -> list[dict]:
             times[tool].append(seconds(lambda: function(v)))
     median = {tool: statistics.median(t) for tool, t in times.items()}
     median["neff-block8"] /= 8  # per vector
-    memory = {tool: peak_memory_mb(name, tool) for tool in ["gradient", *tools]}
+    memory = {tool: peak_memory_mb(name, tool) if with_memory else float("nan") for tool in ["gradient", *tools]}
     return [{"workload": name, "params": n, "tool": tool, "hvp_s": median[tool],
              "x_gradient": median[tool] / median["gradient"], "x_neff": median[tool] / median["neff"],
              "mem_mb": memory[tool], "mem_x_gradient": memory[tool] / memory["gradient"] if memory["gradient"] > 0 else float("nan"),
@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--p2-workloads", nargs="+", default=["mlp"])
     parser.add_argument("--tools", nargs="+", default=TOOLS)
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--no-memory", action="store_true", help="skip P1's memory (a process per tool)")
     parser.add_argument("--budget", type=int, default=100, help="products for P3")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--memory", help=argparse.SUPPRESS)  # internal: one measurement per process
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"not installed: {', '.join(missing) or 'none'}")
     results = {}
     if "p1" in args.parts:
-        results["p1"] = [row for name in args.workloads for row in p1(name, tools, args.reps)]
+        results["p1"] = [row for name in args.workloads for row in p1(name, tools, args.reps, not args.no_memory)]
         print("\n## P1: one full-dataset HVP\n" + table(results["p1"]))
     if "p2" in args.parts:
         eig_tools = ["neff", "neff-eigsh", *[t for t in tools if t != "neff"]]

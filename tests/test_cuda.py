@@ -25,6 +25,10 @@ def test_cuda_matches_cpu(bn_cnn):
     np.testing.assert_allclose(b.eigenvalues, a.eigenvalues, rtol=1e-9)
     est = neff.estimate_effective_dimension(gpu, [0.01, 0.1], eigen=b)
     assert np.all(est.lower <= est.upper)
+    assert gpu._cache is not None and gpu.vectorise  # kept on the GPU after the first product
+    fresh = neff.HessianOperator(bn_cnn, nn.CrossEntropyLoss(), data, dtype=torch.float64, device="cuda",
+                                 cache_gb=0)
+    torch.testing.assert_close(fresh.matmat(v.cuda()), gpu.matmat(v.cuda()), rtol=1e-12, atol=1e-14)
     f32 = neff.HessianOperator(bn_cnn, nn.CrossEntropyLoss(), data, dtype=torch.float32, device="cuda")
     c = neff.top_eigenpairs(f32, 5, tol=1e-4)
     np.testing.assert_allclose(c.eigenvalues, a.eigenvalues, rtol=1e-4)

@@ -259,13 +259,10 @@ class CurvatureOperator:
             yield from ((inputs.shape[0], self.linearise(inputs, targets)) for inputs, targets in self.batches())
             return
         kept, room = [], self.cache_bytes
-        shared = {t.untyped_storage().data_ptr() for t in self.primals.values()}
-        gradient_bytes = sum(t.nbytes for t in self.primals.values())
         for inputs, targets in self.batches():
-            with saved_storages() as saved:
-                item = (inputs.shape[0], self.linearise(inputs, targets))
-            room -= sum(size for ptr, size in saved.items() if ptr not in shared)
-            room -= inputs.nbytes + targets.nbytes + gradient_bytes
+            linearisation, size = self._measured(inputs, targets)
+            item = (inputs.shape[0], linearisation)
+            room = -1 if size is None else room - size  # unmeasured: no cache
             if room >= 0:
                 kept.append(item)
             else:
@@ -275,6 +272,22 @@ class CurvatureOperator:
             self._cache = kept
         else:
             self.cache_bytes = 0
+
+    def _measured(self, inputs, targets) -> tuple[Callable, int | None]:
+        """A batch's linearisation and about how many bytes it holds (with its data), or None
+        where that cannot be measured (``torch.func`` refuses saved-tensor hooks on a CPU)."""
+        data = inputs.nbytes + targets.nbytes
+        if self.device.type == "cuda":
+            before = torch.cuda.memory_allocated(self.device)
+            linearisation = self.linearise(inputs, targets)
+            return linearisation, torch.cuda.memory_allocated(self.device) - before + data
+        if self.vectorise:
+            return self.linearise(inputs, targets), None
+        with saved_storages() as saved:
+            linearisation = self.linearise(inputs, targets)
+        shared = {t.untyped_storage().data_ptr() for t in self.primals.values()}
+        gradient = sum(t.nbytes for t in self.primals.values())
+        return linearisation, sum(size for ptr, size in saved.items() if ptr not in shared) + data + gradient
 
     def _apply(self, linearisation: Callable, tangents: dict, size: int) -> torch.Tensor:
         """The (size, n) products of one batch: the whole block at once (or in chunks of
@@ -340,33 +353,38 @@ class CurvatureOperator:
 
 class HessianOperator(CurvatureOperator):
     """H v for the Hessian of the dataset loss: double backward through each batch's gradient
-    graph (the graph is built once per batch and pass, or once in all when cached). Eager
-    autograd measured 1.5x faster than ``torch.func``'s ``vjp`` of ``grad`` to build that graph
-    on a CPU MLP, and applying a kept graph costs 0.55-0.75x a fresh double backward
-    (BENCHMARKS.md)."""
+    graph, built once per batch and pass (or once in all, when cached). On a CPU the graph comes
+    from eager autograd (1.5x faster to build than ``torch.func`` on an MLP) and a block is
+    applied one vector at a time; on a GPU it is ``torch.func``'s pullback of the gradient,
+    whose ``vmap`` over a block runs 3x faster on convolutions than autograd's batched
+    gradients (BENCHMARKS.md)."""
 
     kind = "hessian"
 
     def linearise(self, inputs, targets):
+        if self.vectorise:
+            pullback = vjp(grad(lambda p: self.loss(p, inputs, targets)), self.primals)[1]
+
+            def apply_all(tangents):
+                if next(iter(tangents.values())).shape[0] == 1:
+                    one = pullback({name: t[0] for name, t in tangents.items()})[0]
+                    return {name: t.unsqueeze(0) for name, t in one.items()}
+                return vmap(lambda t: pullback(t)[0])(tangents)
+            return apply_all
         leaves = {name: t.detach().requires_grad_() for name, t in self.primals.items()}
         gradient = torch.autograd.grad(self.loss(leaves, inputs, targets), list(leaves.values()),
                                        create_graph=True)
         # a gradient component without a graph is constant: it adds nothing to H v
         live = [i for i, g in enumerate(gradient) if g.requires_grad]
         outputs = [gradient[i] for i in live]
-        names = list(leaves)
 
-        def apply(tangents):
-            vectors = list(tangents.values())
-            size = vectors[0].shape[0]
-            if not outputs:
-                return {name: torch.zeros_like(v) for name, v in zip(names, vectors)}
-            directions = [vectors[i] if size > 1 else vectors[i][0] for i in live]
-            found = torch.autograd.grad(outputs, list(leaves.values()), directions, retain_graph=True,
-                                        allow_unused=True, is_grads_batched=size > 1)
-            return {name: torch.zeros_like(v) if f is None else f if size > 1 else f.unsqueeze(0)
-                    for name, v, f in zip(names, vectors, found)}
-        return apply
+        def apply_each(tangents):
+            vectors = [t[0] for t in tangents.values()]
+            found = torch.autograd.grad(outputs, list(leaves.values()), [vectors[i] for i in live],
+                                        retain_graph=True, allow_unused=True) if outputs else [None] * len(vectors)
+            return {name: (torch.zeros_like(v) if f is None else f).unsqueeze(0)
+                    for name, v, f in zip(leaves, vectors, found)}
+        return apply_each
 
     def dense_batch(self, inputs, targets):
         def flat_loss(flat):
