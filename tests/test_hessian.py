@@ -168,7 +168,8 @@ def test_cached_products_equal_fresh_ones_and_skip_the_data(bn_cnn):
 
 
 def test_vectorised_blocks_equal_vector_by_vector_ones(bn_cnn):
-    """The GPU's path (torch.func's pullback under vmap, in chunks) run on the CPU."""
+    """The GPU's paths run on the CPU: torch.func's pullback under vmap in chunks of 2, 2 and
+    1 vectors, then eager single vectors once the unmeasurable cache is given up."""
     gen = torch.Generator().manual_seed(5)
     x = torch.randn(27, 1, 6, 6, generator=gen, dtype=torch.float64)
     y = torch.randint(0, 4, (27,), generator=gen)

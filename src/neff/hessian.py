@@ -8,7 +8,7 @@ a block of vectors is applied to one graph, vectorised on a GPU and in turn on a
 
 Each batch's linearisation (for H: the graph of its gradient) is built once per pass and, when
 the linearisations of all batches fit in ``cache_gb``, kept: later products skip the forward and
-backward passes and apply only the second backward (measured 1.4-1.8x faster on the CPU,
+backward passes and apply only the second backward (measured 1.3-2.3x faster on a CPU and a GPU,
 BENCHMARKS.md). The cache holds the data's first pass, so a shuffling loader gives the same
 matrix every time; it lives as long as the operator. ``cache_gb=0`` turns it off.
 
@@ -243,12 +243,13 @@ class CurvatureOperator:
                                   for inputs, targets in self.batches())
 
     # -- products -----------------------------------------------------------------------------
-    def linearise(self, inputs, targets) -> Callable[[dict], dict]:
+    def linearise(self, inputs, targets, vectorised: bool) -> Callable[[dict], dict]:
         """For one batch's mean loss, the map from tangents (named tensors with a leading block
-        dimension) to their curvature products."""
+        dimension) to their curvature products; ``vectorised``: it will get whole blocks, else
+        one vector at a time."""
         raise NotImplementedError
 
-    def _linearised(self):
+    def _linearised(self, block: bool):
         """(size, linearisation) for every batch, kept for later passes when all of them fit in
         ``cache_bytes`` (module docstring); when they do not, ``cache_bytes`` becomes 0 and each
         pass rebuilds them."""
@@ -256,7 +257,8 @@ class CurvatureOperator:
             yield from self._cache
             return
         if self.cache_bytes <= 0:
-            yield from ((inputs.shape[0], self.linearise(inputs, targets)) for inputs, targets in self.batches())
+            yield from ((inputs.shape[0], self.linearise(inputs, targets, self.vectorise and block))
+                        for inputs, targets in self.batches())
             return
         kept, room = [], self.cache_bytes
         for inputs, targets in self.batches():
@@ -279,12 +281,12 @@ class CurvatureOperator:
         data = inputs.nbytes + targets.nbytes
         if self.device.type == "cuda":
             before = torch.cuda.memory_allocated(self.device)
-            linearisation = self.linearise(inputs, targets)
+            linearisation = self.linearise(inputs, targets, self.vectorise)
             return linearisation, torch.cuda.memory_allocated(self.device) - before + data
         if self.vectorise:
-            return self.linearise(inputs, targets), None
+            return self.linearise(inputs, targets, True), None
         with saved_storages() as saved:
-            linearisation = self.linearise(inputs, targets)
+            linearisation = self.linearise(inputs, targets, False)
         shared = {t.untyped_storage().data_ptr() for t in self.primals.values()}
         gradient = sum(t.nbytes for t in self.primals.values())
         return linearisation, sum(size for ptr, size in saved.items() if ptr not in shared) + data + gradient
@@ -304,7 +306,7 @@ class CurvatureOperator:
         tangents = self.layout.split(rows)
         b = rows.shape[0]
         total, _ = self._weighted_sum((size, self._apply(linearisation, tangents, b))
-                                      for size, linearisation in self._linearised())
+                                      for size, linearisation in self._linearised(b > 1))
         self.n_hvp += b
         return total
 
@@ -353,16 +355,16 @@ class CurvatureOperator:
 
 class HessianOperator(CurvatureOperator):
     """H v for the Hessian of the dataset loss: double backward through each batch's gradient
-    graph, built once per batch and pass (or once in all, when cached). On a CPU the graph comes
-    from eager autograd (1.5x faster to build than ``torch.func`` on an MLP) and a block is
-    applied one vector at a time; on a GPU it is ``torch.func``'s pullback of the gradient,
-    whose ``vmap`` over a block runs 3x faster on convolutions than autograd's batched
-    gradients (BENCHMARKS.md)."""
+    graph, built once per batch and pass (or once in all, when cached). A graph applied one
+    vector at a time comes from eager autograd (products without the cache 1.5x faster than
+    with ``torch.func`` on the H200 ResNet and a CPU MLP); one that gets whole blocks (on a GPU: cached graphs and blocks)
+    is ``torch.func``'s pullback of the gradient, whose ``vmap`` runs 3x faster on
+    convolutions than autograd's batched gradients (BENCHMARKS.md)."""
 
     kind = "hessian"
 
-    def linearise(self, inputs, targets):
-        if self.vectorise:
+    def linearise(self, inputs, targets, vectorised):
+        if vectorised:
             pullback = vjp(grad(lambda p: self.loss(p, inputs, targets)), self.primals)[1]
 
             def apply_all(tangents):
@@ -399,7 +401,7 @@ class GGNOperator(CurvatureOperator):
 
     kind = "ggn"
 
-    def linearise(self, inputs, targets):
+    def linearise(self, inputs, targets, vectorised):
         return vmap(lambda tangent: self.batch_product(inputs, targets, tangent))
 
     def batch_product(self, inputs, targets, tangent):
