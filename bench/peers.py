@@ -114,8 +114,8 @@ def top_eigenpairs(tool: str, model, loss, batches, k: int, tol: float, seed: in
 
 
 def effdim_at_budget(tool: str, model, loss, batches, z: np.ndarray, budget: int = 100, seed: int = 0):
-    """(N_eff estimate at each z, products used) with about ``budget`` products and random
-    starts drawn with ``seed``."""
+    """(N_eff estimate at each z, products used, (lower, upper) or None where the tool states no
+    interval) with about ``budget`` products and random starts drawn with ``seed``."""
     if tool in ("neff-slq", "neff-certified"):
         # 40% of the budget on Lanczos for the top pairs, 20% on certifying them, 40% on SLQ
         # probes of 10 steps on the rest (deflation)
@@ -124,11 +124,11 @@ def effdim_at_budget(tool: str, model, loss, batches, z: np.ndarray, budget: int
         method = tool.split("-")[1]
         est = neff.estimate_effective_dimension(op, z, method, eigen=eigen, steps=10, seed=seed,
                                                 num_samples=max(2, (budget - op.n_hvp) // 10))
-        return est.value, op.n_hvp
+        return est.value, op.n_hvp, (est.lower, est.upper)
     if tool == "paper":
         op = neff.HessianOperator(model, loss, batches)
         est = neff.estimate_effective_dimension(op, z, "paper", paper_steps=budget, seed=seed)
-        return est.value, op.n_hvp
+        return est.value, op.n_hvp, None
     if tool == "pyhessian":
         from pyhessian import hessian
         engine = hessian(model, loss, dataloader=batches, cuda=_on_cuda(model))
@@ -138,10 +138,10 @@ def effdim_at_budget(tool: str, model, loss, batches, z: np.ndarray, budget: int
             nodes, weights = engine.density(iter=budget, n_v=1)
         nodes, weights = np.asarray(nodes[0]), np.asarray(weights[0])
         n = sum(p.numel() for p in model.parameters())
-        return np.array([n * np.sum(weights * effective_dimension_terms(nodes, zi)) for zi in z]), calls.count
+        return np.array([n * np.sum(weights * effective_dimension_terms(nodes, zi)) for zi in z]), calls.count, None
     if tool in ("eigenthings", "curvlinops"):  # their nearest equivalent: N_eff of a top-k solve
         values, _, used = top_eigenpairs(tool, model, loss, batches, k=budget // 2, tol=1e-3, seed=seed)
-        return effective_dimension(values, z), used
+        return effective_dimension(values, z), used, None
     raise ValueError(tool)
 
 

@@ -178,8 +178,9 @@ def p2(name: str, tools: list[str], k: int = 20, tol: float = 1e-4) -> list[dict
 
 
 def p3(tools: list[str], z=(0.01, 0.1, 1.0), budget: int = 100, seeds: int = 5) -> list[dict]:
-    """Each estimator from ``seeds`` random starts: the mean error and the root mean square
-    error (one lucky start says little about a randomised method)."""
+    """Each estimator from ``seeds`` random starts: the mean error, the root mean square error
+    (one lucky start says little about a randomised method) and, where the tool states an
+    interval, how many starts it covered the dense value."""
     model, batches, loss = trained_dense_workload()
     dense = neff.dense_spectrum(neff.HessianOperator(model, loss, batches, dtype=torch.float64))
     truth = neff.effective_dimension(dense, np.asarray(z))
@@ -189,14 +190,18 @@ def p3(tools: list[str], z=(0.01, 0.1, 1.0), budget: int = 100, seeds: int = 5) 
             runs = [peers.effdim_at_budget(tool, model, loss, batches, np.asarray(z), budget, seed)
                     for seed in range(seeds)]
         except Exception as err:  # a peer that breaks is reported, not fatal
-            runs = [(np.full(len(z), np.nan), 0)]
+            runs = [(np.full(len(z), np.nan), 0, None)]
             tool = f"{tool} FAILED: {str(err).splitlines()[0][:60]}"
-        errors = 100 * (np.array([value for value, _ in runs]) - truth) / truth  # (seeds, z)
+        values = np.array([value for value, _, _ in runs])  # (seeds, z)
+        errors = 100 * (values - truth) / truth
+        intervals = [interval for _, _, interval in runs if interval is not None]
         for i, (zi, exact) in enumerate(zip(z, truth)):
-            rows.append({"tool": tool, "hvps": max(used for _, used in runs), "z": zi, "dense": exact,
-                         "mean_estimate": float(np.mean([value[i] for value, _ in runs])),
+            covered = sum(bool(lower[i] <= exact <= upper[i]) for lower, upper in intervals)
+            rows.append({"tool": tool, "hvps": max(used for _, used, _ in runs), "z": zi, "dense": exact,
+                         "mean_estimate": float(values[:, i].mean()),
                          "mean_error_pct": float(errors[:, i].mean()),
-                         "rms_error_pct": float(np.sqrt((errors[:, i] ** 2).mean()))})
+                         "rms_error_pct": float(np.sqrt((errors[:, i] ** 2).mean())),
+                         "interval_covers": f"{covered}/{len(intervals)}" if intervals else "-"})
     return rows
 
 
