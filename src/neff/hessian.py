@@ -356,10 +356,10 @@ class CurvatureOperator:
 class HessianOperator(CurvatureOperator):
     """H v for the Hessian of the dataset loss: double backward through each batch's gradient
     graph, built once per batch and pass (or once in all, when cached). A graph applied one
-    vector at a time comes from eager autograd (products without the cache 1.5x faster than
-    with ``torch.func`` on the H200 ResNet and a CPU MLP); one that gets whole blocks (on a GPU: cached graphs and blocks)
-    is ``torch.func``'s pullback of the gradient, whose ``vmap`` runs 3x faster on
-    convolutions than autograd's batched gradients (BENCHMARKS.md)."""
+    vector at a time comes from eager autograd (uncached products 1.5x faster than with
+    ``torch.func`` on the H200 ResNet and a CPU MLP). One that gets whole blocks (on a GPU:
+    blocks, and every cached graph) is ``torch.func``'s pullback of the gradient, whose
+    ``vmap`` runs 3x faster on convolutions than autograd's batched gradients (BENCHMARKS.md)."""
 
     kind = "hessian"
 
@@ -382,8 +382,10 @@ class HessianOperator(CurvatureOperator):
 
         def apply_each(tangents):
             vectors = [t[0] for t in tangents.values()]
-            found = torch.autograd.grad(outputs, list(leaves.values()), [vectors[i] for i in live],
-                                        retain_graph=True, allow_unused=True) if outputs else [None] * len(vectors)
+            found = [None] * len(vectors)
+            if outputs:
+                found = torch.autograd.grad(outputs, list(leaves.values()), [vectors[i] for i in live],
+                                            retain_graph=True, allow_unused=True)
             return {name: (torch.zeros_like(v) if f is None else f).unsqueeze(0)
                     for name, v, f in zip(leaves, vectors, found)}
         return apply_each
