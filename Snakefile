@@ -2,7 +2,7 @@
 #   snakemake --cores 2                              every figure of the config (default: offline digits)
 #   snakemake --cores 8 results/figures/fig1.pdf     one figure
 #   snakemake -n                                     the plan
-#   snakemake --cores 8 --configfile config/paper.yaml   the paper's CIFAR-100 experiments (GPUs)
+#   snakemake --cores 8 --configfile config/paper.yaml   the paper's CIFAR experiments (GPUs)
 
 
 configfile: f"{workflow.basedir}/config/config.yaml"
@@ -14,29 +14,14 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/spectrum.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
-include: "workflow/rules/bayes.smk"
 include: "workflow/rules/surfaces.smk"
+include: "workflow/rules/bayes.smk"
 
 
 rule all:
     input:
         expand(
             "results/figures/{figure}.{ext}",
-            figure=["fig1", "fig2"],
-            ext=["pdf", "png"],
-        ),
-        expand(
-            "results/tables/{figure}{suffix}.csv",
-            figure=["fig1", "fig2"],
-            suffix=["", "_correlations"],
-        ),
-        expand(
-            "results/figures/{figure}.{ext}",
-            figure=SURFACE_FIGURES,
-            ext=["pdf", "png"],
-        ),
-        expand(
-            "results/figures/{figure}.{ext}",
-            figure=["fig4", "fig8"],
+            figure=[*FIGURES, *study_figures(), "fig4", "fig8"],
             ext=["pdf", "png"],
         ),

@@ -1,19 +1,18 @@
 """Rule bnn: one (N, trial) of Figure 4 (right): NUTS draws of a Bayesian neural network and
 the parameter-, function- and Hessian-space N_eff."""
 import time
-from contextlib import redirect_stdout
 
 import torch
 
 from neff.bayes import bnn_effective_dimensions
 from neff.data import regression_points
-from neff.io import provenance, write_json
+from neff.files import log_to, provenance, write_json
 from neff.models import build_model
 
 sm = snakemake  # noqa: F821 (snakemake injects it)
 spec, size, trial = sm.params.bnn, int(sm.wildcards.size), int(sm.wildcards.trial)
 torch.set_num_threads(sm.threads)
-with open(sm.log[0], "w") as log, redirect_stdout(log):
+with log_to(sm.log[0]):
     x, y = map(torch.as_tensor, regression_points(size, seed=trial, noise=spec["data_noise"]))
     torch.manual_seed(trial)
     net = build_model("mlp", 1, (1,), width=spec["width"], depth=spec["depth"],

@@ -1,12 +1,20 @@
-"""Rule figure: Figure 1 (double descent) or Figure 2 (width x depth) from its table."""
+"""Rule figure: a figure of config `figures` from its grids' N_eff tables: double_descent
+(Figure 1), width_depth (Figure 2) or sweeps (N_eff against each grid's varying axis)."""
 import pandas as pd
 
+from neff.files import log_to
 from neff.plots import double_descent, width_depth
+from neff.surface_plots import neff_sweeps
 
 sm = snakemake  # noqa: F821 (snakemake injects it)
-table = pd.read_csv(sm.input.table)
-z, threshold = sm.params.effdim["z_plot"], sm.params.effdim["interpolation_threshold"]
-if sm.wildcards.figure == "fig1":
-    double_descent(table, z, threshold, sm.output.pdf, title=sm.params.title)
-else:
-    width_depth(table, z, threshold, sm.output.pdf, contours=sm.params.contours, title=sm.params.title)
+spec, threshold, paths = sm.params.figure, sm.params.threshold, [sm.output.pdf, sm.output.png]
+with log_to(sm.log[0]):
+    tables = {table["grid"].iloc[0]: table for table in map(pd.read_csv, sm.input.tables)}
+    if spec["kind"] == "double_descent":
+        double_descent(pd.concat(tables.values()), spec["z"], threshold, paths, title=sm.params.title)
+    elif spec["kind"] == "width_depth":
+        width_depth(pd.concat(tables.values()), spec["z"], threshold, paths,
+                    contours=spec.get("param_contours"), title=sm.params.title)
+    else:
+        neff_sweeps(tables, spec["z"], paths, title=sm.params.title)
+    print(f"{spec['kind']} figure of {', '.join(tables)} at z = {spec['z']:g}: {', '.join(paths)}")

@@ -1,7 +1,10 @@
-"""Rule spirals_boundaries_figure: two-spirals decision boundaries, trained and perturbed."""
+"""Rule figure_boundaries: decision boundaries of a study's 2-D classifier, trained and perturbed."""
 import numpy as np
 
+from neff.files import log_to
 from neff.surface_plots import decision_boundaries
 
 sm = snakemake  # noqa: F821 (snakemake injects it)
-decision_boundaries(dict(np.load(sm.input.maps)), sm.output.pdf, title="two spirals: decision boundaries")
+with log_to(sm.log[0]):
+    decision_boundaries(dict(np.load(sm.input.maps)), [sm.output.pdf, sm.output.png], title=sm.params.title)
+    print(f"{sm.output.pdf}, {sm.output.png}")

@@ -5,22 +5,28 @@ import numpy as np
 import torch
 
 from neff.data import read_dataset
-from neff.hessian import HessianOperator, default_device
-from neff.io import atomic_path
+from neff.device import default_device
+from neff.files import atomic_path, log_to
 from neff.models import load_grid_model
+from neff.objective import Objective
 from neff.surfaces import chunk_of, evaluate_plane, grid_coordinates
 
 sm = snakemake  # noqa: F821 (snakemake injects it)
-wc, plane, grid, spec = sm.wildcards, sm.params.plane, sm.params.grid, sm.params.hessian
+wc, study, spec = sm.wildcards, sm.params.study, sm.params.spectrum
+point, grid, plane = sm.params.point, study["grid"], study["planes"][wc.plane]
 torch.set_num_threads(sm.threads)
-data = read_dataset(sm.input.data)
-model = load_grid_model(wc.model, data, wc.width, wc.depth, sm.input.model, **sm.params.model_kwargs)
-device = default_device()
-operator = HessianOperator(model, data.loss_fn(), data.loader("train", spec["batch_size"]), "all",
-                           dtype=getattr(torch, spec["dtype"]), device=device)
-start = time.perf_counter()
-coordinates = chunk_of(grid_coordinates(plane["extent"], grid["points"]), grid["chunks"], int(wc.chunk))
-directions = torch.load(sm.input.directions, weights_only=True)[wc.plane]
-surface = evaluate_plane(operator, directions, coordinates, grid["batch_points"])
-with atomic_path(sm.output.chunk) as tmp, open(tmp, "wb") as handle:
-    np.savez(handle, plane=wc.plane, seconds=time.perf_counter() - start, **surface)
+with log_to(sm.log[0]):
+    data = read_dataset(sm.input.data)
+    model = load_grid_model(point["model"], data, point["width"], point["depth"], sm.input.model,
+                            **sm.params.model_kwargs)
+    objective = Objective(model, data.loss_fn(), data.loader("train", spec["batch_size"]), "all",
+                          dtype=getattr(torch, spec["dtype"]), device=default_device())
+    start = time.perf_counter()
+    coordinates = chunk_of(grid_coordinates(plane["extent"], grid["points"]), grid["chunks"], int(wc.chunk))
+    directions = torch.load(sm.input.directions, weights_only=True)[wc.plane]
+    surface = evaluate_plane(objective, directions, coordinates, grid["batch_points"])
+    seconds = time.perf_counter() - start
+    with atomic_path(sm.output.chunk) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, plane=wc.plane, seconds=seconds, **surface)
+    print(f"plane {wc.plane}, chunk {wc.chunk}: {len(coordinates)} points in {seconds:.1f} s, "
+          f"loss {surface['loss'].min():.4g} .. {surface['loss'].max():.4g}")

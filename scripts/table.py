@@ -1,19 +1,25 @@
-"""Rule table: N_eff per model for a sweep of z beside its size and metrics; rank correlations."""
+"""Rule table: the long N_eff table of one grid (a row per model, z and estimator, each model's
+grid point and metrics read from its own final.json) and its rank correlations."""
 import json
 
 import pandas as pd
 
-from neff.io import load_spectrum, write_csv
-from neff.tables import model_row, rank_correlations
+from neff.files import log_to, write_csv
+from neff.spectra import eigen_result, load_spectrum
+from neff.tables import MODEL_KEYS, neff_rows, rank_correlations
 
 sm = snakemake  # noqa: F821 (snakemake injects it)
-effdim = sm.params.effdim
-rows = []
-for point, final_path, spectrum_path in zip(sm.params.grid, sm.input.final, sm.input.spectrum):
-    final = json.loads(open(final_path).read())
-    spectrum = load_spectrum(spectrum_path)
-    metrics = {key: final[key] for key in ("num_params", "train_loss", "test_loss", "train_acc", "test_acc")}
-    rows.append(model_row(point, metrics, spectrum["eigenvalues"], spectrum["converged"], effdim["z"]))
-table = pd.DataFrame(rows)
-write_csv(sm.output.table, table)
-write_csv(sm.output.correlations, rank_correlations(table, effdim["z"], "test_loss", effdim["interpolation_threshold"]))
+wc, effdim = sm.wildcards, sm.params.effdim
+with log_to(sm.log[0]):
+    rows = []
+    for final_path, spectrum_path in zip(sm.input.final, sm.input.spectrum):
+        final = json.loads(open(final_path).read())
+        spectrum = load_spectrum(spectrum_path)
+        if any(spectrum["record"].get(key) != final[key] for key in MODEL_KEYS):
+            raise ValueError(f"{spectrum_path} and {final_path} describe different models")
+        rows += neff_rows(final, eigen_result(spectrum), effdim["z"])
+    table = pd.DataFrame(rows).assign(experiment=wc.experiment, grid=wc.grid)
+    write_csv(sm.output.table, table)
+    correlations = rank_correlations(table, "test_loss", effdim["interpolation_threshold"])
+    write_csv(sm.output.correlations, correlations)
+    print(f"{len(rows)} rows for {len(sm.input.final)} models\n{correlations.to_string()}")

@@ -1,20 +1,19 @@
-"""Rule train: one model of the grid, trained with checkpoints (a killed job resumes)."""
+"""Rule train: one model of an experiment, trained with checkpoints (a killed job resumes)."""
 import json
 import time
-from contextlib import redirect_stdout
 
 import pandas as pd
 import torch
 
 from neff.data import read_dataset
-from neff.io import atomic_path, provenance, write_csv, write_json
+from neff.files import atomic_path, log_to, provenance, write_csv, write_json
 from neff.models import count_parameters, load_grid_model
 from neff.train import TrainConfig, train
 
 sm = snakemake  # noqa: F821 (snakemake injects it)
 wc = sm.wildcards
 torch.set_num_threads(sm.threads)
-with open(sm.log[0], "a") as log, redirect_stdout(log):
+with log_to(sm.log[0], mode="a"):
     data = read_dataset(sm.input.data)
     config = TrainConfig(seed=int(wc.seed), **sm.params.train)
     torch.manual_seed(int(wc.seed))
@@ -26,5 +25,6 @@ with open(sm.log[0], "a") as log, redirect_stdout(log):
         torch.save(model.state_dict(), tmp)
     write_csv(sm.output.metrics, pd.DataFrame(history))
     write_json(sm.output.final, provenance(
-        **history[-1], num_params=count_parameters(model), model=wc.model, width=int(wc.width),
-        depth=int(wc.depth), seed=int(wc.seed), train=sm.params.train, seconds=time.perf_counter() - start))
+        **history[-1], num_params=count_parameters(model), experiment=wc.experiment, model=wc.model,
+        width=int(wc.width), depth=int(wc.depth), seed=int(wc.seed), model_kwargs=sm.params.model_kwargs,
+        train=sm.params.train, seconds=time.perf_counter() - start))

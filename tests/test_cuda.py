@@ -10,11 +10,15 @@ from conftest import batches
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
-def test_cuda_matches_cpu(bn_cnn):
-    gen = torch.Generator().manual_seed(0)
+def images(seed):
+    """45 seeded 6x6 images and their labels in batches of 16, 16 and 13."""
+    gen = torch.Generator().manual_seed(seed)
     x = torch.randn(45, 1, 6, 6, generator=gen, dtype=torch.float64)
-    y = torch.randint(0, 4, (45,), generator=gen)
-    data = batches(x, y, 16)
+    return batches(x, torch.randint(0, 4, (45,), generator=gen), 16)
+
+
+def test_cuda_matches_cpu(bn_cnn):
+    data = images(0)
     cpu = neff.HessianOperator(bn_cnn, nn.CrossEntropyLoss(), data, dtype=torch.float64)
     gpu = neff.HessianOperator(bn_cnn, nn.CrossEntropyLoss(), data, dtype=torch.float64, device="cuda")
     v = torch.randn(cpu.num_params, 3, dtype=torch.float64)
@@ -32,6 +36,18 @@ def test_cuda_matches_cpu(bn_cnn):
     f32 = neff.HessianOperator(bn_cnn, nn.CrossEntropyLoss(), data, dtype=torch.float32, device="cuda")
     c = neff.top_eigenpairs(f32, 5, tol=1e-4)
     np.testing.assert_allclose(c.eigenvalues, a.eigenvalues, rtol=1e-4)
+
+
+def test_cuda_ggn_is_cached_and_matches_cpu(bn_cnn):
+    data = images(1)
+    cpu = neff.GGNOperator(bn_cnn, nn.CrossEntropyLoss(), data, dtype=torch.float64)
+    gpu = neff.GGNOperator(bn_cnn, nn.CrossEntropyLoss(), data, dtype=torch.float64, device="cuda")
+    fresh = neff.GGNOperator(bn_cnn, nn.CrossEntropyLoss(), data, dtype=torch.float64, device="cuda", cache_gb=0)
+    v = torch.randn(cpu.num_params, 3, dtype=torch.float64)
+    for _ in range(2):
+        torch.testing.assert_close(gpu.matmat(v.cuda()).cpu(), cpu.matmat(v), rtol=1e-10, atol=1e-12)
+    assert gpu._cache is not None and gpu.vectorise
+    torch.testing.assert_close(fresh.matmat(v.cuda()), gpu.matmat(v.cuda()), rtol=1e-12, atol=1e-14)
 
 
 def test_training_uses_the_gpu_and_resumes(tmp_path):

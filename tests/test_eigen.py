@@ -102,5 +102,5 @@ def test_repeated_eigenvalues_are_reported_not_hidden():
     with pytest.warns(UserWarning, match="only 3 of the 5 requested eigenpairs"):
         result = neff.top_eigenpairs(op, 5, tol=1e-10)
     assert result.k == 3
-    report = neff.validate(op, result, z=[0.1])
+    report = neff.dense_check(op, result, z=[0.1])
     assert report.certificates_hold and not report.ok

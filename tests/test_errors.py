@@ -6,7 +6,8 @@ from torch import nn
 
 import neff
 from conftest import batches
-from neff.io import atomic_path, load_checkpoint
+from neff.files import atomic_path
+from neff.models import load_checkpoint
 
 LOSS = nn.CrossEntropyLoss()
 

@@ -213,3 +213,31 @@ def test_parameters_with_constant_gradient_have_zero_curvature():
     assert torch.equal(op.matvec(torch.ones(op.num_params, dtype=torch.float64)),
                        torch.zeros(op.num_params, dtype=torch.float64))
     assert torch.equal(op.dense(), torch.zeros(8, 8, dtype=torch.float64))
+
+
+def test_cached_ggn_products_equal_fresh_ones_and_the_dense_ggn(bn_cnn):
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(27, 1, 6, 6, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 4, (27,), generator=gen)
+    data = CountingData(batches(x, y, 10))
+    cached = neff.GGNOperator(bn_cnn, nn.CrossEntropyLoss(), data)
+    fresh = neff.GGNOperator(bn_cnn, nn.CrossEntropyLoss(), batches(x, y, 10), cache_gb=0)
+    dense = fresh.dense()
+    v = torch.randn(cached.num_params, 4, dtype=torch.float64)
+    passes = data.passes
+    for _ in range(3):
+        assert rel(cached.matmat(v), dense @ v) < 1e-10
+        assert torch.equal(fresh.matmat(v), cached.matmat(v))
+    assert data.passes == passes + 1 and cached._cache is not None  # one pass built the cache
+    vectorised = neff.GGNOperator(bn_cnn, nn.CrossEntropyLoss(), batches(x, y, 10), chunk_size=3)
+    vectorised.vectorise = True  # the GPU's torch.func path, run on the CPU
+    assert rel(vectorised.matmat(v), cached.matmat(v)) < 1e-12
+    assert rel(vectorised.matvec(v[:, 0]), cached.matvec(v[:, 0])) < 1e-12
+
+
+def test_ggn_of_a_loss_linear_in_the_outputs_is_zero():
+    model = nn.Linear(3, 2).double()
+    x = torch.randn(10, 3, dtype=torch.float64)
+    op = neff.GGNOperator(model, lambda out, t: out.sum(dim=1), [(x, x[:, 0])])
+    assert torch.equal(op.matvec(torch.ones(op.num_params, dtype=torch.float64)),
+                       torch.zeros(op.num_params, dtype=torch.float64))

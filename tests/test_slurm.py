@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from slurm_cluster import Unavailable, jobs, local_slurm
-from test_workflow import ROOT, TINY, job_counts, snakemake
+from test_workflow import ROOT, job_counts, snakemake
 
 pytestmark = pytest.mark.slurm
 
-CONFIG = {**TINY, "resources": {"gpu": 1}}  # as config/paper.yaml: train and spectrum ask for a GPU
-TARGET = "results/tables/fig1.csv"
+CONFIG = {"resources": {"gpu": 1}}  # as config/paper.yaml: train and spectrum ask for a GPU
+TARGET = "results/tables/double_descent/width.csv"
 # Over the profile, only what a test cluster needs: it has no accounting database (squeue for
 # status), and its jobs take seconds (first status check after 2 s, not 40 s).
 OVERRIDES = ("--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2")
@@ -48,5 +48,5 @@ def test_profile_runs_the_workflow_through_sbatch_as_locally(cluster, tmp_path, 
     assert gpu_rules == {"train", "spectrum"}
 
     assert local_run.result().returncode == 0, local_run.result().stderr[-3000:]
-    tables = [pd.read_csv(folder / "results" / "tables" / "fig1.csv") for folder in (on_slurm, local)]
+    tables = [pd.read_csv(folder / TARGET) for folder in (on_slurm, local)]
     pd.testing.assert_frame_equal(*tables, rtol=1e-6)

@@ -9,7 +9,7 @@ from neff.hessian import HessianOperator
 from neff.surfaces import (chunk_of, decision_maps, eigenbasis, evaluate_plane, evaluate_points,
                            filter_normalize, grid_coordinates, perturbation_sweep, plane_directions,
                            random_directions)
-from neff.validate import exact_eigenpairs
+from neff.eigen import exact_eigenpairs
 
 from conftest import batches
 

@@ -1,5 +1,7 @@
-"""The Snakemake workflow: plans, a tiny real run through every rule and its report, resumption of a killed
-training job, a refused config and the offline download error (all in temporary folders)."""
+"""The Snakemake workflow: plans, config checks at parse time, the tiny real run of every rule
+(.test/config/config.yaml) with its long tables checked against the models' own records, its
+logs and its report, resumption of a killed training job and the offline download error (all in
+temporary folders)."""
 import json
 import os
 import re
@@ -10,49 +12,39 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
+
+from neff.effdim import effective_dimension
+from neff.spectra import load_spectrum
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
-
-TINY = {
-    "experiment": "tiny",
-    "data": {"subset": 120},
-    "train": {"epochs": 2, "checkpoint_every": 1},
-    "spectrum": {"k": 5, "max_steps": 30, "batch_size": 64},
-    "effdim": {"z": [0.1, 1.0], "z_plot": 0.1},
-    "fig1": {"width": [4, 8]},
-    "fig2": {"width": [4, 8], "depth": [1, 2], "param_contours": [500]},
-    "surfaces": {  # a small two-spirals net with one extra plane (the complement), a tiny LeNet
-        "spirals": {"model": {"width": 8, "depth": 2}, "train": {"epochs": 30, "checkpoint_every": 10},
-                    "planes": {"bottom": {"k": 60}, "bottom_far": {"k": 20},
-                               "degenerate": {"space": "complement", "k": 3, "extent": 1}},
-                    "grid": {"points": 5}, "boundaries": {"bottom": 50, "resolution": 20},
-                    "neff": {"width": [8], "depth": [2]}},
-        "homogeneity": {"data": {"subset": 200}, "train": {"epochs": 2, "checkpoint_every": 1},
-                        "hessian": {"k": 4, "max_steps": 40, "batch_size": 200},
-                        "planes": {"top": {"k": 4}, "degenerate": {"k": 4}},
-                        "grid": {"points": 3, "chunks": 1}, "sweep": {"steps": 3, "trials": 2}}},
-    "bayes": {"blr": {"points": 40, "features": 20, "band": [15, 25]},  # 20 Fourier features, 40 points
-              "bnn": {"width": 3, "sizes": [6, 12], "trials": 2, "warmup": 10, "samples": 10,
-                      "max_tree_depth": 3, "map_steps": 20}},
-    "random_features": {"n": 30, "d": {"start": 10, "stop": 60, "step": 10}, "total_features": 60,
-                        "trials": 2, "n_test": 50},
-}
+TEST_CONFIG = ROOT / ".test" / "config" / "config.yaml"
+TINY = yaml.safe_load(TEST_CONFIG.read_text())
+MODELS = "results/double_descent/models"
 
 
-def snakemake_command(workdir, *args, config=None):
-    command = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir)]
+def snakemake_command(workdir, *args, config=None, tiny=True):
+    """snakemake on the repository's workflow in ``workdir``; with ``tiny`` on the test config,
+    with ``config`` (a dict) merged over it (Snakemake's own deep update of config files)."""
+    files = [str(TEST_CONFIG)] if tiny else []
     if config is not None:
-        path = Path(workdir) / "test-config.yaml"
+        path = Path(workdir) / "overlay-config.yaml"
         path.write_text(yaml.safe_dump(config))
-        command += ["--configfile", str(path)]
-    return command + list(args)
+        files.append(str(path))
+    command = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir), *args]
+    return command + (["--configfile", *files] if files else [])
 
 
-def snakemake(workdir, *args, config=None, **kwargs):
-    return subprocess.run(snakemake_command(workdir, *args, config=config), capture_output=True, text=True,
-                          **kwargs)
+def snakemake(workdir, *args, config=None, tiny=True, **kwargs):
+    return subprocess.run(snakemake_command(workdir, *args, config=config, tiny=tiny), capture_output=True,
+                          text=True, **kwargs)
+
+
+def experiment(name, **keys):
+    """A config overlay changing keys of one experiment of the test config."""
+    return {"experiments": {name: keys}}
 
 
 def job_counts(output):
@@ -66,61 +58,129 @@ def planned(output, *rules):
     return {rule: counts.get(rule, 0) for rule in rules}
 
 
-FIG12_RULES = ("data", "train", "spectrum", "table", "figure", "all")
+MODEL_RULES = ("data", "train", "spectrum", "table", "figure", "all")
 
 
 def test_plan_of_the_default_config(default_plan):
-    assert planned(default_plan, *FIG12_RULES) == {"data": 1, "train": 23, "spectrum": 23, "table": 2,
-                                                  "figure": 2, "all": 1}
+    # 23 digits MLPs (Figures 1-2 share 6), 5 two-spirals MLPs, one LeNet: each trained once
+    # and its spectrum computed once (the spirals study's net is one of the 5)
+    assert planned(default_plan, *MODEL_RULES) == {"data": 3, "train": 29, "spectrum": 29, "table": 4,
+                                                   "figure": 3, "all": 1}
 
 
 def test_plan_of_the_paper_config(paper_plan):
-    # 64 ResNet18 widths + 16 x 9 ConvNetDepth models, each trained and its spectrum computed
-    assert planned(paper_plan, *FIG12_RULES) == {"data": 1, "train": 208, "spectrum": 208, "table": 2,
-                                                  "figure": 2, "all": 1}
+    # 64 ResNet18 widths + 16 x 9 ConvNetDepth models; 15 two-spirals nets; one CIFAR-10 LeNet
+    assert planned(paper_plan, *MODEL_RULES) == {"data": 3, "train": 224, "spectrum": 224, "table": 4,
+                                                 "figure": 3, "all": 1}
 
 
 def test_plan_of_one_figure(tmp_path):
-    done = snakemake(tmp_path, "-n", "results/figures/fig1.pdf")
+    done = snakemake(tmp_path, "-n", "results/figures/fig1.pdf", tiny=False)
     counts = job_counts(done.stdout)
     assert counts["train"] == 11 and counts["figure"] == 1 and "all" not in counts
 
 
+def test_an_added_experiment_is_a_config_entry(tmp_path):
+    """config/examples/label_noise40.yaml adds an experiment and its figure, no rule."""
+    example = ROOT / "config" / "examples" / "label_noise40.yaml"
+    done = snakemake(tmp_path, "-n", "results/figures/fig1_noise40.pdf", "--configfile", str(example), tiny=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert job_counts(done.stdout) == {"data": 1, "train": 11, "spectrum": 11, "table": 1, "figure": 1, "total": 25}
+    assert "results/double_descent_noise40/models/model~mlp/width~512/depth~1/seed~0/spectrum.npz" in done.stdout
+
+
+def refusal(tmp_path, config):
+    done = snakemake(tmp_path, "-n", config=config)
+    assert done.returncode != 0 and "Job stats" not in done.stdout
+    return done.stdout + done.stderr
+
+
 def test_bad_config_is_refused_in_one_sentence(tmp_path):
-    done = snakemake(tmp_path, "-n", config={"trian": {"epochs": 3}})
-    assert done.returncode != 0
     assert ("config error at top level: Additional properties are not allowed ('trian' was unexpected); "
-            "see config/README.md") in done.stdout + done.stderr
-    done = snakemake(tmp_path, "-n", config={"train": {"optimizer": "rmsprop"}})
-    assert "config error at train.optimizer: 'rmsprop' is not one of ['sgd', 'adam']" in done.stdout + done.stderr
+            "see config/README.md") in refusal(tmp_path, {"trian": {"epochs": 3}})
+    message = refusal(tmp_path, experiment("double_descent", train={"optimizer": "rmsprop"}))
+    assert "config error at experiments.double_descent.train.optimizer: 'rmsprop' is not one of" in message
+
+
+@pytest.mark.parametrize("config, sentence", [
+    ({"figures": {"fig1": {"z": 0.2}}},
+     "config error at figures.fig1.z: 0.2 is not one of experiments.double_descent.effdim.z [0.1, 1.0]"),
+    ({"figures": {"fig1": {"grids": ["widths"]}}},
+     "config error at figures.fig1.grids: 'widths' is not a grid of experiment 'double_descent'"),
+    ({"figures": {"fig1": {"experiment": "double"}}},
+     "config error at figures.fig1.experiment: 'double' is not one of the experiments"),
+    ({"studies": {"spirals": {"model": {"width": 16}}}},
+     "config error at studies.spirals.model: {'model': 'mlp', 'width': 16, 'depth': 2, 'seed': 0} is not a "
+     "model of any grid of experiment 'spirals'"),
+    ({"studies": {"homogeneity": {"planes": {"top": {"space": "bottom"}}}}},
+     "config error at studies.homogeneity.planes.top: the bottom eigenvectors need every eigenpair"),
+    ({"studies": {"homogeneity": {"planes": {"top": {"k": 5}}}}},
+     "config error at studies.homogeneity.planes.top: k = 5 exceeds the 4 eigenpairs"),
+    ({"figures": {"spirals_surfaces": {"kind": "sweeps", "experiment": "spirals", "grids": ["width"], "z": 50}}},
+     "config error at figures.spirals_surfaces: the name is taken"),
+])
+def test_keys_that_name_other_keys_are_checked_before_any_job(tmp_path, config, sentence):
+    assert sentence in refusal(tmp_path, config)
 
 
 def test_tiny_real_run_through_every_rule(tiny_run):
-    tmp_path = tiny_run
-    for figure in ("fig1", "fig2"):
+    for figure in (*TINY["figures"], "fig4", "fig8", "spirals_surfaces", "homogeneity_perturbations"):
         for ext in ("pdf", "png"):
-            assert (tmp_path / "results" / "figures" / f"{figure}.{ext}").stat().st_size > 1000
-    table = pd.read_csv(tmp_path / "results" / "tables" / "fig2.csv")
-    assert len(table) == 4 and {"neff@0.1", "neff@1", "num_params", "test_loss"} <= set(table.columns)
-    assert (table["neff@0.1"] > 0).all() and (table["k"] == 5).all()
-    correlations = pd.read_csv(tmp_path / "results" / "tables" / "fig1_correlations.csv")
-    assert set(correlations["measure"]) == {"neff@0.1", "neff@1", "num_params"}
-    model = tmp_path / "results" / "tiny" / "models" / "model~mlp" / "width~8" / "depth~1" / "seed~0"
+            assert (tiny_run / "results" / "figures" / f"{figure}.{ext}").stat().st_size > 1000
+    model = tiny_run / MODELS / "model~mlp" / "width~8" / "depth~1" / "seed~0"
     record = json.loads((model / "spectrum.json").read_text())
     assert record["width"] == 8 and record["eigen"]["n_hvp"] > 0 and "torch" in record
     assert len(pd.read_csv(model / "metrics.csv")) == 2
-    # the report: one page with every figure (PDF) and its caption
-    done = snakemake(tmp_path, "--report", "results/report.html", config=TINY)
+
+
+@pytest.mark.parametrize("grid", ["width", "width_depth"])
+def test_long_tables_hold_the_models_own_numbers(tiny_run, grid):
+    """Every row of a table against the model's own final.json and N_eff recomputed from its
+    spectrum; one row per (model, z, estimator); z exactly the experiment's."""
+    spec = TINY["experiments"]["double_descent"]
+    table = pd.read_csv(tiny_run / "results" / "tables" / "double_descent" / f"{grid}.csv")
+    points = {(w, d) for w in spec["grids"][grid]["width"] for d in spec["grids"][grid]["depth"]}
+    assert len(table) == len(points) * len(spec["effdim"]["z"])
+    assert set(table["estimator"]) == {"certified"} and (table["grid"] == grid).all()
+    for row in table.itertuples():
+        folder = tiny_run / MODELS / f"model~{row.model}" / f"width~{row.width}" / f"depth~{row.depth}" / "seed~0"
+        final = json.loads((folder / "final.json").read_text())
+        assert (row.num_params, row.test_loss, row.train_loss) == (
+            final["num_params"], pytest.approx(final["test_loss"], rel=1e-12), pytest.approx(final["train_loss"], rel=1e-12))
+        spectrum = load_spectrum(folder / "spectrum.npz")
+        assert row.value == pytest.approx(effective_dimension(spectrum["eigenvalues"], row.z), rel=1e-12)
+        assert row.lower == row.value <= row.upper and row.num_converged == spectrum["converged"].sum()
+        assert row.k == spec["spectrum"]["k"]
+    assert {(row.width, row.depth) for row in table.itertuples()} == points
+    assert sorted(table["z"].unique()) == spec["effdim"]["z"]
+    correlations = pd.read_csv(tiny_run / "results" / "tables" / "double_descent" / f"{grid}.correlations.csv")
+    assert set(correlations["measure"]) == {"neff", "num_params"}
+    assert sorted(correlations.dropna(subset=["z"])["z"].unique()) == spec["effdim"]["z"]
+
+
+def test_every_job_writes_its_log(tiny_run):
+    logs = sorted((tiny_run / "results" / "logs").rglob("*.log"))
+    jobs = job_counts(json.loads((tiny_run / "run.json").read_text())["stderr"])
+    assert len(logs) == jobs["total"] - jobs["all"]  # every job but `all` has a log of its own
+    empty = [str(log.relative_to(tiny_run)) for log in logs if "finished in" not in log.read_text()]
+    assert not empty, empty
+
+
+def test_report_renders_every_caption(tiny_run):
+    done = snakemake(tiny_run, "--report", "results/report.html")
     assert done.returncode == 0, done.stderr[-3000:]
-    page = (tmp_path / "results" / "report.html").read_text()
+    errors = re.findall(r".*\((?:ERROR|SEVERE|WARNING)/\d\).*", done.stdout + done.stderr)
+    assert not errors, errors
+    page = (tiny_run / "results" / "report.html").read_text()
     shown = json.loads(re.search(r"var results = (\{.*?\});\s*</script>", page, re.S).group(1))
-    figures = [f"results/figures/{path.name}" for path in (tmp_path / "results" / "figures").glob("*.pdf")]
+    figures = [f"results/figures/{path.name}" for path in (tiny_run / "results" / "figures").glob("*.pdf")]
     assert figures and all(shown.get(figure, {}).get("caption") for figure in figures), sorted(shown)
+    assert not any("System Message" in shown[figure]["caption"] for figure in figures)
 
 
 def test_killed_training_job_resumes(tmp_path):
-    config = {**TINY, "train": {"epochs": 400, "checkpoint_every": 1}}
-    model = tmp_path / "results" / "tiny" / "models" / "model~mlp" / "width~4" / "depth~1" / "seed~0"
+    config = experiment("double_descent", train={"epochs": 400, "checkpoint_every": 1})
+    model = tmp_path / MODELS / "model~mlp" / "width~4" / "depth~1" / "seed~0"
     target = str(model.relative_to(tmp_path) / "model.pt")
     job = subprocess.Popen(snakemake_command(tmp_path, "--cores", "1", target, config=config),
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -133,7 +193,7 @@ def test_killed_training_job_resumes(tmp_path):
     os.killpg(job.pid, signal.SIGTERM)  # as a cluster scheduler stops a job
     job.wait(60)
     assert not (model / "model.pt").exists()
-    log = tmp_path / "results" / "logs" / "tiny" / "train" / "model~mlp" / "width~4" / "depth~1" / "seed~0.log"
+    log = tmp_path / "results" / "logs" / "train" / "double_descent" / "model~mlp" / "width~4" / "depth~1" / "seed~0.log"
     before = len(log.read_text().splitlines())
     done = snakemake(tmp_path, "--cores", "1", target, config=config)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -146,8 +206,10 @@ def test_offline_download_error(tmp_path):
     root = tmp_path / "resources" / "data"
     root.mkdir(parents=True)
     (root / "cifar-10-python.tar.gz").write_bytes(b"a truncated download")
-    config = {**TINY, "data": {"name": "cifar10", "download": False, "root": str(root)}}
-    done = snakemake(tmp_path, "--cores", "1", "results/tiny/data.pt", config=config)
+    config = experiment("homogeneity", data={"name": "cifar10", "download": False, "root": str(root)})
+    done = snakemake(tmp_path, "--cores", "1", "results/homogeneity/data.pt", config=config)
     assert done.returncode != 0
     assert "place cifar-10-python.tar.gz from https://" in done.stdout + done.stderr
-    assert not (tmp_path / "results" / "tiny" / "data.pt").exists()
+    assert not (tmp_path / "results" / "homogeneity" / "data.pt").exists()
+    log = (tmp_path / "results" / "logs" / "data" / "homogeneity.log").read_text()
+    assert "Traceback" in log and "failed after" in log  # the failure is in the job's own log

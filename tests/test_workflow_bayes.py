@@ -20,7 +20,7 @@ def test_tiny_real_run_of_figures_4_and_8(tiny_run):
     assert list(blr["n"]) == list(range(41)) and blr["param_neff"].iloc[0] == 20 * 3 / 8
     bnn = pd.read_csv(tiny_run / "results/tables/fig4_bnn.csv")
     assert len(bnn) == 4 and (bnn["num_params"] == 3 + 9 + 3).all()
-    record = json.loads((tiny_run / "results/tiny/bayes/bnn/size~12/trial~1.json").read_text())
+    record = json.loads((tiny_run / "results/bayes/bnn/size~12/trial~1.json").read_text())
     assert record["size"] == 12 and record["bnn"]["samples"] == 10 and "git_commit" in record
     features = pd.read_csv(tiny_run / "results/tables/fig8.csv")
     assert sorted(features["d"].unique()) == [10, 20, 30, 40, 50] and len(features) == 10

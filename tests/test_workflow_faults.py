@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from test_workflow import TINY, planned, snakemake, snakemake_command
+from test_workflow import experiment, planned, snakemake, snakemake_command
 
-TARGET = "results/tables/fig1.csv"
+TARGET = "results/tables/double_descent/width.csv"
 STAGES = ("data", "train", "spectrum", "table")
 
 
@@ -23,7 +23,7 @@ def restarted(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("killed")
     log = workdir / "killed-run.log"
     with open(log, "w") as out:
-        run = subprocess.Popen(snakemake_command(workdir, "--cores", "1", TARGET, config=TINY), stdout=out,
+        run = subprocess.Popen(snakemake_command(workdir, "--cores", "1", TARGET), stdout=out,
                                stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 180
     while "(Rule: train)" not in log.read_text():
@@ -32,8 +32,8 @@ def restarted(tmp_path_factory):
     os.killpg(run.pid, signal.SIGKILL)
     run.wait()
     before = {path: path.stat().st_mtime_ns for path in (workdir / "results").rglob("*") if path.is_file()}
-    assert snakemake(workdir, "--unlock", config=TINY).returncode == 0
-    yield workdir, before, snakemake(workdir, "--cores", "2", "--rerun-incomplete", TARGET, config=TINY)
+    assert snakemake(workdir, "--unlock").returncode == 0
+    yield workdir, before, snakemake(workdir, "--cores", "2", "--rerun-incomplete", TARGET)
 
 
 def test_killed_run_recomputes_only_what_is_missing(restarted):
@@ -42,17 +42,17 @@ def test_killed_run_recomputes_only_what_is_missing(restarted):
     assert planned(done.stderr, *STAGES) == {"data": 0, "train": 1, "spectrum": 2, "table": 1}
     kept = {path.relative_to(workdir / "results").as_posix() for path, mtime in before.items()
             if path.stat().st_mtime_ns == mtime}
-    assert {"tiny/data.pt", "tiny/data.json"} <= kept
+    assert {"double_descent/data.pt", "double_descent/data.json"} <= kept
     assert len([path for path in kept if path.endswith("/model.pt")]) == 1  # the finished model, untouched
 
 
 def test_unchanged_rerun_does_nothing(restarted):
-    done = snakemake(restarted[0], "-n", TARGET, config=TINY)
+    done = snakemake(restarted[0], "-n", TARGET)
     assert done.returncode == 0 and "Nothing to be done" in done.stdout + done.stderr
 
 
 def test_changed_parameter_reruns_only_its_dependents(restarted):
-    changed = {**TINY, "spectrum": {**TINY["spectrum"], "k": 4}}
+    changed = experiment("double_descent", spectrum={"k": 4})
     done = snakemake(restarted[0], "-n", TARGET, config=changed)
     assert done.returncode == 0, done.stderr[-3000:]
     assert planned(done.stdout, *STAGES) == {"data": 0, "train": 0, "spectrum": 2, "table": 1}
@@ -62,13 +62,13 @@ def test_changed_parameter_reruns_only_its_dependents(restarted):
 def test_keep_going_finishes_other_branches_and_reports_the_diverged_model(tmp_path):
     # Adam's first step moves every weight by about the learning rate: at 1e15 the logits of a
     # depth-2 MLP overflow (NaN loss, and the train script stops), a depth-1 MLP's stay finite.
-    config = {**TINY, "train": {**TINY["train"], "lr": 1e15}, "fig1": {"width": [4]},
-              "fig2": {"width": [8], "depth": [2], "param_contours": [500]}}
-    done = snakemake(tmp_path, "--cores", "2", "--keep-going", TARGET, "results/tables/fig2.csv", config=config)
+    config = experiment("double_descent", train={"lr": 1e15}, grids={"width": {"width": [4]},
+                                                                     "width_depth": {"width": [8], "depth": [2]}})
+    other = "results/tables/double_descent/width_depth.csv"
+    done = snakemake(tmp_path, "--cores", "2", "--keep-going", TARGET, other, config=config)
     output = done.stdout + done.stderr
     assert done.returncode != 0 and "training diverged at epoch" in output
     failed = output.split("Error in rule train:", 1)[1].split("\n\n", 1)[0]
     assert "width~8/depth~2" in failed
-    tables = tmp_path / "results" / "tables"
-    assert (tables / "fig1.csv").exists() and not (tables / "fig2.csv").exists()
-    assert not list((tmp_path / "results" / "tiny" / "models" / "model~mlp" / "width~8").rglob("model.pt"))
+    assert (tmp_path / TARGET).exists() and not (tmp_path / other).exists()
+    assert not list((tmp_path / "results" / "double_descent" / "models" / "model~mlp" / "width~8").rglob("model.pt"))

@@ -144,9 +144,13 @@ def sample_posterior(net: nn.Module, x: torch.Tensor, y: torch.Tensor, num_sampl
     """Draw from :func:`log_posterior` with pyro's NUTS (step size and diagonal mass matrix
     adapted during ``warmup``), starting from ``net``'s parameters. pyro gets the potential
     directly rather than a pyro model: the same sampler without tracing a model at every
-    leapfrog step; ``jit`` compiles the potential (about 2x faster on a small BNN here)."""
-    import pyro
-    from pyro.infer import MCMC, NUTS
+    leapfrog step; ``jit`` compiles the potential (faster on a small BNN)."""
+    try:
+        import pyro
+        from pyro.infer import MCMC, NUTS
+    except ImportError:
+        raise NeffError("sampling a Bayesian neural network needs pyro-ppl; install it with "
+                        "pip install 'neff[bayes]'") from None
     if num_samples < 2 or warmup < 1:
         raise NeffError(f"NUTS needs num_samples >= 2 and warmup >= 1 (got {num_samples}, {warmup})")
     log_density, layout = log_posterior(net, x.detach(), y.detach(), prior_scale, precision)

@@ -6,6 +6,7 @@ import ast
 import importlib
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,9 +16,10 @@ from .effdim import NEGATIVE, as_z, certified_bounds, effective_dimension
 from .eigen import METHODS, EigenResult, top_eigenpairs
 from .errors import NeffError
 from .hessian import HessianOperator
-from .io import load_checkpoint, load_spectrum, provenance, save_spectrum
-from .models import MODELS, build_model
-from .validate import validate
+from .files import provenance, write_json
+from .models import MODELS, build_model, load_checkpoint
+from .spectra import eigen_result, load_spectrum, save_spectrum
+from .validate import dense_check
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -100,6 +102,7 @@ def _spectrum(args) -> int:
                         dtype=args.dtype, device=args.device, seed=args.seed,
                         operator=operator.fingerprint(), seconds=time.perf_counter() - start)
     save_spectrum(args.out, eigen, record)
+    write_json(Path(args.out).with_suffix(".json"), {**record, "eigen": eigen.record()})
     print(eigen)
     _print_effdim(eigen.eigenvalues, args.z, "clip", eigen)
     print(f"wrote {args.out}")
@@ -125,19 +128,14 @@ def _print_effdim(eigenvalues, z, negative, eigen: EigenResult | None):
 
 def _effdim(args) -> int:
     spectrum = load_spectrum(args.file)
-    eigen = None
-    if spectrum["residuals"] is not None:
-        stored = spectrum["record"]["eigen"]
-        eigen = EigenResult(spectrum["eigenvalues"], spectrum["residuals"], spectrum["converged"],
-                            stored["tol"], stored["norm_estimate"], stored["n_hvp"], stored["wall_time"],
-                            stored["method"], stored["which"], spectrum["num_params"])
+    eigen = eigen_result(spectrum) if spectrum["residuals"] is not None else None
     _print_effdim(spectrum["eigenvalues"], args.z, args.negative, eigen)
     return 0
 
 
 def _validate(args) -> int:
     operator = _operator(args)
-    report = validate(operator, k=args.k, z=args.z, tol=args.tol, max_params=args.max_params, seed=args.seed)
+    report = dense_check(operator, k=args.k, z=args.z, tol=args.tol, max_params=args.max_params, seed=args.seed)
     print(report.eigen)
     print(report)
     return 0 if report.ok else 1

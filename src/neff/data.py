@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
 from .errors import NeffError
-from .io import atomic_path
+from .files import atomic_path
 
 
 @dataclass

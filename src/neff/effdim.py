@@ -28,6 +28,7 @@ from scipy import stats
 
 from .eigen import EigenResult, lanczos, start_vector, top_eigenpairs
 from .errors import NeffError
+from .linear import as_operator
 from .hessian import CurvatureOperator
 from .productlog import ProductLog
 from .quadrature import slq
@@ -64,7 +65,13 @@ def _saturation(lam: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 
 def effective_dimension(eigenvalues, z, negative: str = "clip"):
-    """N_eff = sum_i lambda_i / (lambda_i + z) for one z (a float) or many (an array)."""
+    """N_eff = sum_i lambda_i / (lambda_i + z) for one z (a float) or many (an array).
+
+    >>> effective_dimension([3, 1, 0], 1.0)
+    1.25
+    >>> effective_dimension([3, 1, -2], [1.0, 3.0]).tolist()   # a negative eigenvalue adds 0
+    [1.25, 0.75]
+    """
     zs = as_z(z)
     value = _saturation(positive_part(eigenvalues, negative), zs).sum(axis=1)
     return float(value[0]) if np.ndim(z) == 0 else value
@@ -143,6 +150,7 @@ def estimate_effective_dimension(operator: CurvatureOperator, z, method: str = "
     ``top_eigenpairs``); ``num_samples``/``steps``: SLQ probes and Lanczos steps per probe;
     ``paper_steps``: Lanczos steps of the paper's estimator.
     """
+    operator = as_operator(operator)
     if method not in ESTIMATORS:
         raise NeffError(f"method={method!r} is unknown; use one of {', '.join(ESTIMATORS)}")
     zs = as_z(z)

@@ -22,6 +22,7 @@ import torch
 from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 
 from .errors import NeffError
+from .linear import as_operator
 from .hessian import CurvatureOperator
 from .productlog import ProductLog
 
@@ -98,8 +99,8 @@ class ExtendableLanczos:
     """Single-vector Lanczos in float64 with full reorthogonalisation (classical Gram-Schmidt,
     twice), which can be extended by more steps at any time. Written here rather than taken from
     ``linear_operator`` (whose ``lanczos_tridiag`` serves the block runs of SLQ): that one must
-    start over to run longer, repeating every reorthogonalisation, which measured twice the
-    wall time of the products themselves on a CPU."""
+    start over to run longer, repeating every reorthogonalisation, which costs more than the
+    products themselves on a CPU (BENCHMARKS.md)."""
 
     def __init__(self, matvec, init: torch.Tensor, max_steps: int):
         self.matvec = matvec
@@ -214,12 +215,18 @@ def top_eigenpairs(operator: CurvatureOperator, k: int, method: str = "lanczos",
                    checkpoint: str | Path | None = None, progress: bool | None = None) -> EigenResult:
     """The k largest (or most negative) eigenpairs of ``operator``, certified.
 
+    >>> import torch
+    >>> top = top_eigenpairs(torch.diag(torch.arange(1.0, 11.0, dtype=torch.float64)), k=2, tol=1e-8)
+    >>> top.eigenvalues.round(8).tolist(), bool(top.all_converged)
+    ([10.0, 9.0], True)
+
     ``tol``: a pair is converged when its true residual is at most ``tol`` times the estimated
     spectral norm. ``max_steps``: Lanczos steps at most (default max(10 k, 100)) or ARPACK
     restarts. ``checkpoint``: a file where Lanczos keeps its products; a rerun with the same
     file resumes (or extends) the run and gives the same result as an uninterrupted one.
     ``progress``: a tqdm bar (default: shown on a terminal only).
     """
+    operator = as_operator(operator)
     _check_request(operator, k, method, which, tol)
     start, hvp_before = time.perf_counter(), operator.n_hvp
     ritz, steps = np.empty(0), 0
@@ -241,3 +248,36 @@ def top_eigenpairs(operator: CurvatureOperator, k: int, method: str = "lanczos",
                        method=method, which=which, num_params=operator.num_params, steps=steps,
                        ritz_values=np.asarray(ritz, dtype=np.float64),
                        eigenvectors=vectors if return_eigenvectors else None)
+
+
+def dense_matrix(operator: CurvatureOperator, max_params: int) -> torch.Tensor:
+    """The operator's (n, n) matrix in float64, symmetrised, formed without the product code
+    (classic double backward, batch by batch); refused above ``max_params`` parameters."""
+    operator = as_operator(operator)
+    if operator.num_params > max_params:
+        raise NeffError(f"the operator has {operator.num_params} parameters, too many for a dense "
+                        f"eigendecomposition (max_params={max_params}); shrink the model, raise "
+                        "max_params or use top_eigenpairs")
+    dense = operator.dense().double()
+    return (dense + dense.T) / 2
+
+
+def dense_spectrum(operator: CurvatureOperator, max_params: int = 5000) -> np.ndarray:
+    """All eigenvalues (ascending) of the operator's dense matrix."""
+    return torch.linalg.eigvalsh(dense_matrix(operator, max_params)).cpu().numpy()
+
+
+def exact_eigenpairs(operator: CurvatureOperator, max_params: int = 10000) -> EigenResult:
+    """Every eigenpair of the operator's dense matrix (largest first), for small models; the
+    residuals ||H v - lambda v|| are measured on the same dense matrix."""
+    start, hvp_before = time.perf_counter(), operator.n_hvp
+    dense = dense_matrix(operator, max_params)
+    values, vectors = torch.linalg.eigh(dense)
+    values, vectors = values.flip(0), vectors.flip(1)
+    residuals = (dense @ vectors - vectors * values).norm(dim=0).cpu().numpy()
+    norm = float(values.abs().max())
+    return EigenResult(eigenvalues=values.cpu().numpy(), residuals=residuals,
+                       converged=residuals <= 1e-8 * max(norm, 1e-300), tol=1e-8, norm_estimate=norm,
+                       n_hvp=operator.n_hvp - hvp_before, wall_time=time.perf_counter() - start,
+                       method="dense", which="largest", num_params=operator.num_params,
+                       steps=operator.num_params, ritz_values=values.cpu().numpy(), eigenvectors=vectors)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import inspect
 import math
+import pickle
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -164,9 +166,43 @@ def build_grid_model(name: str, num_classes: int, input_shape: Sequence[int], wi
 def load_grid_model(name: str, data, width, depth, checkpoint=None, **kwargs) -> nn.Module:
     """:func:`build_grid_model` for a :class:`neff.data.Dataset`, with the weights of
     ``checkpoint`` (a state-dict file) when one is given."""
-    from .io import load_checkpoint  # io stands above models
     model = build_grid_model(name, data.num_classes, data.input_shape, int(width), int(depth), **kwargs)
     return model if checkpoint is None else load_checkpoint(model, checkpoint)
+
+
+def load_checkpoint(model: torch.nn.Module, path: str | Path) -> torch.nn.Module:
+    """Load weights into ``model`` from a state dict file (also one under a 'model' or
+    'state_dict' key), safely (``weights_only=True``), with one clear error if they do not fit."""
+    path = Path(path)
+    if not path.exists():
+        raise NeffError(f"checkpoint {path} does not exist; check the path")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise NeffError(f"checkpoint {path} holds objects other than tensors and plain containers, so "
+                        "it cannot be loaded safely (weights_only=True); save it with "
+                        "torch.save(model.state_dict(), path)") from None
+    except (OSError, RuntimeError, EOFError):
+        raise NeffError(f"checkpoint {path} is not a readable torch file; check the path or save it "
+                        "again with torch.save(model.state_dict(), path)") from None
+    for key in ("model", "state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise NeffError(f"checkpoint {path} holds no state dict; save it with torch.save(model.state_dict(), path)")
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    misshapen = sorted(k for k in set(expected) & set(state)
+                       if tuple(expected[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or misshapen:
+        problems = [f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                    for label, keys in (("missing", missing), ("unexpected", unexpected),
+                                        ("wrong shape", misshapen)) if keys]
+        raise NeffError(f"checkpoint {path} does not fit the model ({'; '.join(problems)}); "
+                        "build the model with the options it was trained with")
+    model.load_state_dict(state)
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import matplotlib
 
@@ -10,28 +11,28 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .io import atomic_path  # noqa: E402
-from .tables import neff_column  # noqa: E402
+from .files import atomic_path  # noqa: E402
+from .tables import select  # noqa: E402
 
 STYLE = {"figure.dpi": 120, "savefig.dpi": 150, "font.size": 9, "axes.spines.top": False,
          "axes.grid": True, "grid.alpha": 0.3, "legend.frameon": False}
 
 
-def save(fig, pdf: str | Path) -> None:
-    """Write ``fig`` as the PDF and a PNG beside it, each atomically."""
-    pdf = Path(pdf)
-    for path in (pdf, pdf.with_suffix(".png")):
+def save(fig, paths: Sequence[str | Path]) -> None:
+    """Write ``fig`` to each of ``paths`` (the format from the suffix: .pdf, .png), atomically."""
+    for path in map(Path, paths):
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=path.suffix[1:], bbox_inches="tight")
     plt.close(fig)
 
 
-def double_descent(table: pd.DataFrame, z: float, interpolation_threshold: float, pdf: str | Path,
+def double_descent(table: pd.DataFrame, z: float, interpolation_threshold: float, paths: Sequence[str | Path],
                    title: str = "") -> None:
-    """Figure 1: train and test loss against width (left axis), N_eff (right axis); the
-    dotted line marks the first width whose train loss is below the threshold."""
+    """Figure 1 from a long table: train and test loss against width (left axis), the
+    ``certified`` N_eff at ``z`` (right axis); the dotted line marks the first width whose
+    train loss is below the threshold."""
     with plt.rc_context(STYLE):
-        mean = table.groupby("width").mean(numeric_only=True).sort_index()
+        mean = select(table, z).groupby("width").mean(numeric_only=True).sort_index()
         fig, ax = plt.subplots(figsize=(6, 3.8))
         ax.plot(mean.index, mean["train_loss"], "o-", color="tab:blue", label="train loss")
         ax.plot(mean.index, mean["test_loss"], "s-", color="tab:red", label="test loss")
@@ -42,7 +43,7 @@ def double_descent(table: pd.DataFrame, z: float, interpolation_threshold: float
         if len(interpolating):
             ax.axvline(interpolating[0], color="grey", ls=":", label="interpolation threshold")
         right = ax.twinx()
-        right.plot(mean.index, mean[neff_column(z)], "^--", color="black", label=f"N_eff (z={z:g})")
+        right.plot(mean.index, mean["value"], "^--", color="black", label=f"N_eff (z={z:g})")
         right.set_ylabel("effective dimensionality")
         right.grid(False)
         handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
@@ -50,14 +51,16 @@ def double_descent(table: pd.DataFrame, z: float, interpolation_threshold: float
                    bbox_to_anchor=(0.5, -0.02))
         fig.subplots_adjust(bottom=0.27)
         ax.set_title(title)
-        save(fig, pdf)
+        save(fig, paths)
 
 
-def width_depth(table: pd.DataFrame, z: float, interpolation_threshold: float, pdf: str | Path,
+def width_depth(table: pd.DataFrame, z: float, interpolation_threshold: float, paths: Sequence[str | Path],
                 contours: list[float] | None = None, title: str = "") -> None:
-    """Figure 2: heatmaps of N_eff, test loss and train loss over width x depth, with contours
-    of equal parameter count (white) and the near-zero-train-loss boundary (dashed)."""
-    panels = [(neff_column(z), f"N_eff (z={z:g})"), ("test_loss", "test loss"), ("train_loss", "train loss")]
+    """Figure 2 from a long table: heatmaps of the ``certified`` N_eff at ``z``, test loss and
+    train loss over width x depth, with contours of equal parameter count (white) and the
+    near-zero-train-loss boundary (dashed)."""
+    panels = [("value", f"N_eff (z={z:g})"), ("test_loss", "test loss"), ("train_loss", "train loss")]
+    table = select(table, z)
     grid = table.groupby(["depth", "width"]).mean(numeric_only=True)
     depths, widths = sorted(table["depth"].unique()), sorted(table["width"].unique())
 
@@ -85,7 +88,7 @@ def width_depth(table: pd.DataFrame, z: float, interpolation_threshold: float, p
                    plt.Line2D([], [], color="red", ls="--", label=f"train loss = {interpolation_threshold:g}")]
         fig.legend(handles=proxies, loc="outside lower center", ncol=2)
         fig.suptitle(title)
-        save(fig, pdf)
+        save(fig, paths)
 
 
 def _mean_band(ax, table: pd.DataFrame, x: str, y: str, **style) -> None:
@@ -97,7 +100,7 @@ def _mean_band(ax, table: pd.DataFrame, x: str, y: str, **style) -> None:
 
 
 def posterior_contraction(blr: pd.DataFrame, bnn: pd.DataFrame, blr_spec: dict, bnn_spec: dict,
-                          pdf: str | Path) -> None:
+                          paths: Sequence[str | Path]) -> None:
     """Figure 4. Left: N_eff of the BLR posterior covariance (parameter space) and of the
     function-space covariance against the number of points, the band around n = p shaded.
     Right: a BNN's N_eff from NUTS draws (parameters, functions) and of the MAP Hessian."""
@@ -122,10 +125,10 @@ def posterior_contraction(blr: pd.DataFrame, bnn: pd.DataFrame, blr_spec: dict, 
         right.set_title(f"Bayesian neural network ({int(bnn['num_params'].iloc[0])} parameters, "
                         f"{int(bnn['num_samples'].iloc[0])} draws)")
         right.legend()
-        save(fig, pdf)
+        save(fig, paths)
 
 
-def random_features(table: pd.DataFrame, z: float, pdf: str | Path) -> None:
+def random_features(table: pd.DataFrame, z: float, paths: Sequence[str | Path]) -> None:
     """Figure 8: train and test error of minimum-norm least squares (left axis, log scale,
     linear below 0.01 so that the interpolating fits' zero train error shows) and
     min(n, d) - N_eff (right axis) against the number of features d; dotted at d = n."""
@@ -145,4 +148,4 @@ def random_features(table: pd.DataFrame, z: float, pdf: str | Path) -> None:
         right.grid(False)
         handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
         ax.legend(handles, [h.get_label() for h in handles], loc="upper right")
-        save(fig, pdf)
+        save(fig, paths)

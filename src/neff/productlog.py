@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .errors import NeffError
 from .hessian import CurvatureOperator
-from .io import atomic_path
+from .files import atomic_path
 
 FORMAT = "neff-product-log/1"
 

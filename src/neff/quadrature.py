@@ -16,6 +16,7 @@ import torch
 
 from .eigen import lanczos
 from .errors import NeffError
+from .linear import as_operator
 from .hessian import CurvatureOperator
 from .trace import rademacher
 
@@ -68,6 +69,7 @@ def slq(operator: CurvatureOperator, num_samples: int = 10, steps: int = 30, *, 
         basis: torch.Tensor | None = None) -> Quadrature:
     """SLQ rules from Rademacher probes, optionally on the part of the operator orthogonal to
     the orthonormal columns of ``basis`` (deflation by known eigenvectors)."""
+    operator = as_operator(operator)
     if num_samples < 1 or steps < 1:
         raise NeffError(f"num_samples={num_samples} and steps={steps} must both be positive")
     probes = rademacher(operator.num_params, num_samples, seed, operator.device)

@@ -3,12 +3,13 @@ the two-spirals nets, homogeneity), in the style of ``neff.plots``."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from .plots import STYLE, plt, save
-from .tables import neff_column
+from .tables import select
 
 DIRECTION_COLORS = {"top": "tab:red", "degenerate": "tab:blue"}
 
@@ -21,7 +22,7 @@ def plane_label(spec: dict) -> str:
     return f"{where}, $\\pm${spec['extent']:g}"
 
 
-def loss_planes(surfaces: dict[str, pd.DataFrame], pdf: str | Path, title: str = "") -> None:
+def loss_planes(surfaces: dict[str, pd.DataFrame], paths: Sequence[str | Path], title: str = "") -> None:
     """One heatmap of log10 train loss per plane (columns a, b, loss), all on one colour scale,
     the trained parameters at the centre (white cross)."""
     logs = {label: np.log10(surface.pivot(index="b", columns="a", values="loss").sort_index())
@@ -41,10 +42,10 @@ def loss_planes(surfaces: dict[str, pd.DataFrame], pdf: str | Path, title: str =
         axes[0, 0].set_ylabel("direction 2")
         fig.colorbar(image, ax=axes[0].tolist(), label="log10 train loss")
         fig.suptitle(title)
-        save(fig, pdf)
+        save(fig, paths)
 
 
-def decision_boundaries(maps: dict, pdf: str | Path, title: str = "") -> None:
+def decision_boundaries(maps: dict, paths: Sequence[str | Path], title: str = "") -> None:
     """Class-1 probability over the input plane for each parameter vector of ``maps`` (keys
     probabilities, titles, xlim, ylim, inputs, labels), the 0.5 contour and the training data."""
     with plt.rc_context({**STYLE, "axes.grid": False}):
@@ -61,18 +62,20 @@ def decision_boundaries(maps: dict, pdf: str | Path, title: str = "") -> None:
             ax.set_xticks([])
             ax.set_yticks([])
         fig.suptitle(title)
-        save(fig, pdf)
+        save(fig, paths)
 
 
-def neff_width_depth(table: pd.DataFrame, z: float, pdf: str | Path, title: str = "") -> None:
-    """N_eff (left axis) and train/test loss (right axis) against width at the fixed depth and
-    against depth at the fixed width (rows of ``table`` tagged by column ``sweep``)."""
-    column = neff_column(z)
+def neff_sweeps(tables: dict[str, pd.DataFrame], z: float, paths: Sequence[str | Path], title: str = "") -> None:
+    """One panel per long table (e.g. {"width": ..., "depth": ...}): the ``certified`` N_eff at
+    ``z`` (left axis) and train/test loss (right axis) against the axis that varies in it."""
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), layout="constrained")
-        for ax, axis in zip(axes, ("width", "depth")):
-            rows = table[table["sweep"] == axis].sort_values(axis)
-            ax.plot(rows[axis], rows[column], "^-", color="black", label=f"N_eff (z={z:g})")
+        fig, axes = plt.subplots(1, len(tables), figsize=(4 * len(tables), 3.2), layout="constrained",
+                                 squeeze=False)
+        for ax, (name, table) in zip(axes[0], tables.items()):
+            rows = select(table, z)
+            axis = "depth" if rows["width"].nunique() == 1 and rows["depth"].nunique() > 1 else "width"
+            rows = rows.sort_values(axis)
+            ax.plot(rows[axis], rows["value"], "^-", color="black", label=f"N_eff (z={z:g})")
             ax.set_xlabel(axis)
             ax.set_ylabel("effective dimensionality")
             right = ax.twinx()
@@ -81,14 +84,14 @@ def neff_width_depth(table: pd.DataFrame, z: float, pdf: str | Path, title: str 
             right.set_ylabel("loss")
             right.grid(False)
             fixed = "depth" if axis == "width" else "width"
-            ax.set_title(f"{fixed} {int(rows[fixed].iloc[0])}")
-        handles = axes[0].get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+            ax.set_title(f"{name}: {fixed} {', '.join(str(v) for v in sorted(rows[fixed].unique()))}")
+        handles = axes[0, 0].get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
         fig.legend(handles, [h.get_label() for h in handles], loc="outside lower center", ncol=3)
         fig.suptitle(title)
-        save(fig, pdf)
+        save(fig, paths)
 
 
-def homogeneity(sweep: pd.DataFrame, pdf: str | Path, title: str = "") -> None:
+def homogeneity(sweep: pd.DataFrame, paths: Sequence[str | Path], title: str = "") -> None:
     """Loss and homogeneity (fraction of predictions unchanged) against perturbation norm, on
     train and test, for top-eigenvector and degenerate directions: mean and range over trials."""
     with plt.rc_context(STYLE):
@@ -107,4 +110,4 @@ def homogeneity(sweep: pd.DataFrame, pdf: str | Path, title: str = "") -> None:
         axes[1, 0].set_ylabel("fraction of predictions unchanged")
         axes[0, 0].legend()
         fig.suptitle(title)
-        save(fig, pdf)
+        save(fig, paths)

@@ -16,10 +16,10 @@ top eigenvectors does. Here:
 * ``perturbation_sweep``: homogeneity and loss against perturbation norm, top vs degenerate.
 * ``decision_maps``: class-1 probabilities over a 2-D input grid (two spirals).
 
-Every eigenpair of a small model's dense Hessian comes from ``neff.validate.exact_eigenpairs``.
+Every eigenpair of a small model's dense Hessian comes from ``neff.eigen.exact_eigenpairs``.
 
-Everything evaluates through a ``CurvatureOperator`` (usually a ``HessianOperator``), which
-already holds the model, loss, data, parameter selection, dtype and BatchNorm mode.
+Everything evaluates through an ``Objective`` (a ``HessianOperator`` is one), which already
+holds the model, loss, data, parameter selection, dtype and BatchNorm mode.
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ import torch
 from torch.func import vmap
 
 from .errors import NeffError
-from .hessian import CurvatureOperator, module_mode
+from .objective import Objective
+from .device import module_mode
 from .parameters import FlatLayout, select_parameters
 
 SPACES = ("full", "span", "complement")
@@ -150,13 +151,13 @@ def filter_normalize(directions: torch.Tensor, model: torch.nn.Module) -> torch.
 
 
 @torch.no_grad()
-def evaluate_points(operator: CurvatureOperator, points: torch.Tensor, batch_points: int = 64) -> dict:
-    """Mean loss, accuracy and homogeneity over the operator's data at each row of ``points``
-    (b, n), parameter vectors in the operator's layout, ``batch_points`` of them per ``vmap``
+def evaluate_points(operator: Objective, points: torch.Tensor, batch_points: int = 64) -> dict:
+    """Mean loss, accuracy and homogeneity over the objective's data at each row of ``points``
+    (b, n), parameter vectors in the objective's layout, ``batch_points`` of them per ``vmap``
     (fewer bound the memory). Homogeneity is the fraction of examples
-    whose predicted class equals the prediction at the operator's own (trained) parameters;
+    whose predicted class equals the prediction at the objective's own (trained) parameters;
     accuracy and homogeneity are NaN for regression (float targets)."""
-    points = operator._place(torch.as_tensor(points))
+    points = operator.place(torch.as_tensor(points))
     if points.dim() != 2 or points.shape[1] != operator.num_params:
         raise NeffError(f"expected points of shape (b, {operator.num_params}), got {tuple(points.shape)}")
 
@@ -175,7 +176,7 @@ def evaluate_points(operator: CurvatureOperator, points: torch.Tensor, batch_poi
         return torch.cat([vmap(at)(points[i:i + batch_points])
                           for i in range(0, len(points), batch_points)])
 
-    total, count = operator._over_data(per_batch)
+    total, count = operator.over_data(per_batch)
     values = total.cpu().double().numpy()
     if operator.reduction == "sum":  # accuracy and homogeneity are fractions either way
         values[:, 1:] /= count
@@ -201,31 +202,31 @@ def chunk_of(coordinates: np.ndarray, chunks: int, chunk: int) -> np.ndarray:
     return np.array_split(coordinates, chunks)[chunk]
 
 
-def evaluate_plane(operator: CurvatureOperator, directions: torch.Tensor, coordinates: np.ndarray,
+def evaluate_plane(operator: Objective, directions: torch.Tensor, coordinates: np.ndarray,
                    batch_points: int = 64) -> dict:
     """Loss, accuracy and homogeneity at theta + a d_1 + b d_2 for each (a, b) row of
-    ``coordinates``, theta the operator's parameters, in batches of ``batch_points``."""
-    directions = operator._place(torch.as_tensor(directions))
+    ``coordinates``, theta the objective's parameters, in batches of ``batch_points``."""
+    directions = operator.place(torch.as_tensor(directions))
     if directions.shape != (2, operator.num_params):
         raise NeffError(f"expected directions of shape (2, {operator.num_params}), got {tuple(directions.shape)}")
-    coeffs = operator._place(torch.as_tensor(coordinates))
+    coeffs = operator.place(torch.as_tensor(coordinates))
     points = operator.flat_params() + coeffs @ directions
     return {"a": coordinates[:, 0], "b": coordinates[:, 1],
             **evaluate_points(operator, points, batch_points)}
 
 
-def perturbation_sweep(operators: dict[str, CurvatureOperator], basis: torch.Tensor, norms, trials: int,
+def perturbation_sweep(operators: dict[str, Objective], basis: torch.Tensor, norms, trials: int,
                        *, seed: int = 0, batch_points: int = 64) -> list[dict]:
     """For each trial, one random unit direction in the span of ``basis`` ("top") and one in its
     orthogonal complement ("degenerate"); the parameters are moved by each norm along it and
-    every operator (e.g. {"train": ..., "test": ...}, same model and parameters) reports loss,
+    every objective (e.g. {"train": ..., "test": ...}, same model and parameters) reports loss,
     accuracy and homogeneity. Returns one row per (direction, norm, trial, split)."""
     first = next(iter(operators.values()))
     n, norms = first.num_params, np.asarray(norms, dtype=np.float64)
     rows = []
     for label, space in (("top", "span"), ("degenerate", "complement")):
         directions = random_directions(n, trials, space, basis, seed=seed, dtype=first.dtype, device=first.device)
-        steps = first._place(torch.as_tensor(norms))
+        steps = first.place(torch.as_tensor(norms))
         moves = (steps[:, None, None] * directions[None]).reshape(-1, n)  # norm-major, then trial
         for split, operator in operators.items():
             metrics = evaluate_points(operator, operator.flat_params() + moves, batch_points)
@@ -236,14 +237,14 @@ def perturbation_sweep(operators: dict[str, CurvatureOperator], basis: torch.Ten
 
 
 @torch.no_grad()
-def decision_maps(operator: CurvatureOperator, points: torch.Tensor, xlim, ylim, resolution: int = 200) -> np.ndarray:
+def decision_maps(operator: Objective, points: torch.Tensor, xlim, ylim, resolution: int = 200) -> np.ndarray:
     """Probability of class 1 over a ``resolution`` x ``resolution`` grid of 2-D inputs (rows:
     y, columns: x) for each parameter vector in ``points`` (b, n): a (b, res, res) array."""
     x = torch.linspace(*xlim, resolution, dtype=torch.float64)
     y = torch.linspace(*ylim, resolution, dtype=torch.float64)
     yy, xx = torch.meshgrid(y, x, indexing="ij")
-    inputs = operator._place(torch.stack([xx.ravel(), yy.ravel()], dim=1))
-    points = operator._place(torch.as_tensor(points))
+    inputs = operator.place(torch.stack([xx.ravel(), yy.ravel()], dim=1))
+    points = operator.place(torch.as_tensor(points))
     with module_mode(operator.model, operator.mode == "train"):
         probs = vmap(lambda flat: operator.outputs(operator.layout.split(flat), inputs).softmax(-1)[:, 1])(points)
     return probs.reshape(len(points), resolution, resolution).cpu().double().numpy()

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .errors import NeffError
+from .linear import as_operator
 from .hessian import CurvatureOperator
 
 
@@ -35,7 +36,13 @@ def _mean_and_stderr(samples: torch.Tensor) -> tuple[float, float]:
 
 
 def hutchinson(operator: CurvatureOperator, num_samples: int = 100, *, seed: int = 0) -> TraceEstimate:
-    """tr(C) ~ mean of g^T C g over Rademacher probes g."""
+    """tr(C) ~ mean of g^T C g over Rademacher probes g (exact for a diagonal C, g_i^2 = 1).
+
+    >>> import torch
+    >>> hutchinson(torch.diag(torch.tensor([3.0, 1.0, 0.5], dtype=torch.float64)), 10).value
+    4.5
+    """
+    operator = as_operator(operator)
     if num_samples < 2:
         raise NeffError(f"num_samples={num_samples} must be at least 2 to give a standard error")
     before = operator.n_hvp
@@ -49,6 +56,7 @@ def hutchpp(operator: CurvatureOperator, num_matvecs: int = 99, *, seed: int = 0
     """Hutch++ (Meyer, Musco, Musco & Woodruff 2021): the trace of a randomised low-rank
     approximation exactly, plus Hutchinson on the deflated rest; a third of the products each
     for the sketch, the low-rank part and the probes."""
+    operator = as_operator(operator)
     third = num_matvecs // 3
     if third < 2:
         raise NeffError(f"num_matvecs={num_matvecs} must be at least 6")

@@ -11,9 +11,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from .data import Dataset
+from .device import default_device, module_mode
 from .errors import NeffError
-from .io import atomic_path
-from .hessian import default_device, module_mode
+from .files import atomic_path
 
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("paper", "constant")

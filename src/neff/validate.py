@@ -5,48 +5,14 @@ spectrum and N_eff neff reports are what a dense eigensolver finds.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from .effdim import ESTIMATORS, as_z, effective_dimension, estimate_effective_dimension
-from .eigen import EigenResult, top_eigenpairs
-from .errors import NeffError
+from .eigen import EigenResult, dense_spectrum, top_eigenpairs
+from .linear import as_operator
 from .hessian import CurvatureOperator
-
-
-def dense_matrix(operator: CurvatureOperator, max_params: int) -> torch.Tensor:
-    """The operator's (n, n) matrix in float64, symmetrised, formed without the product code
-    (classic double backward, batch by batch); refused above ``max_params`` parameters."""
-    if operator.num_params > max_params:
-        raise NeffError(f"the operator has {operator.num_params} parameters, too many for a dense "
-                        f"eigendecomposition (max_params={max_params}); shrink the model, raise "
-                        "max_params or use top_eigenpairs")
-    dense = operator.dense().double()
-    return (dense + dense.T) / 2
-
-
-def dense_spectrum(operator: CurvatureOperator, max_params: int = 5000) -> np.ndarray:
-    """All eigenvalues (ascending) of the operator's dense matrix."""
-    return torch.linalg.eigvalsh(dense_matrix(operator, max_params)).cpu().numpy()
-
-
-def exact_eigenpairs(operator: CurvatureOperator, max_params: int = 10000) -> EigenResult:
-    """Every eigenpair of the operator's dense matrix (largest first), for small models; the
-    residuals ||H v - lambda v|| are measured on the same dense matrix."""
-    start, hvp_before = time.perf_counter(), operator.n_hvp
-    dense = dense_matrix(operator, max_params)
-    values, vectors = torch.linalg.eigh(dense)
-    values, vectors = values.flip(0), vectors.flip(1)
-    residuals = (dense @ vectors - vectors * values).norm(dim=0).cpu().numpy()
-    norm = float(values.abs().max())
-    return EigenResult(eigenvalues=values.cpu().numpy(), residuals=residuals,
-                       converged=residuals <= 1e-8 * max(norm, 1e-300), tol=1e-8, norm_estimate=norm,
-                       n_hvp=operator.n_hvp - hvp_before, wall_time=time.perf_counter() - start,
-                       method="dense", which="largest", num_params=operator.num_params,
-                       steps=operator.num_params, ritz_values=values.cpu().numpy(), eigenvectors=vectors)
 
 
 @dataclass
@@ -89,9 +55,10 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def validate(operator: CurvatureOperator, eigen: EigenResult | None = None, *, k: int = 10,
+def dense_check(operator: CurvatureOperator, eigen: EigenResult | None = None, *, k: int = 10,
              z=(0.1, 1.0), tol: float = 1e-4, max_params: int = 5000, seed: int = 0) -> ValidationReport:
     """Compare certified eigenpairs and every N_eff estimator with the dense answer."""
+    operator = as_operator(operator)
     dense = dense_spectrum(operator, max_params)
     requested = eigen.k if eigen is not None else k
     eigen = eigen or top_eigenpairs(operator, k, tol=tol, seed=seed)

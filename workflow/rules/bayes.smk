@@ -16,11 +16,11 @@ rule blr:
 
 rule bnn:
     output:
-        record=f"{BAYES_DIR}/bnn/size~{{size}}/trial~{{trial}}.json",
+        record="results/bayes/bnn/size~{size}/trial~{trial}.json",
     log:
-        f"results/logs/{EXPERIMENT}/bayes/bnn/size~{{size}}/trial~{{trial}}.log",
+        "results/logs/bayes/bnn/size~{size}/trial~{trial}.log",
     benchmark:
-        f"results/benchmarks/{EXPERIMENT}/bayes/bnn/size~{{size}}/trial~{{trial}}.tsv"
+        "results/benchmarks/bayes/bnn/size~{size}/trial~{trial}.tsv"
     wildcard_constraints:
         size=r"\d+",
         trial=r"\d+",
@@ -35,7 +35,7 @@ rule bnn:
 
 rule bnn_table:
     input:
-        records=expand(f"{BAYES_DIR}/bnn/{{run}}.json", run=bnn_runs()),
+        records=expand("results/bayes/bnn/{run}.json", run=bnn_runs()),
     output:
         table="results/tables/fig4_bnn.csv",
     log:

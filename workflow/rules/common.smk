@@ -1,6 +1,22 @@
+# Config checks, path patterns and input functions shared by every rule.
+import math
+import re
+
 import pandas as pd
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import Paramspace, validate
+
+POINT_KEYS = ["model", "width", "depth", "seed"]
+POINT = Paramspace(pd.DataFrame(columns=POINT_KEYS)).wildcard_pattern
+MODEL = f"results/{{experiment}}/models/{POINT}"
+MODEL_LOG = f"{{experiment}}/{POINT}"  # below results/logs/<rule>/ and results/benchmarks/<rule>/
+STUDY = "results/studies/{study}"
+
+
+def config_error(where, problem):
+    raise WorkflowError(
+        f"config error at {where}: {problem}; see config/README.md for the allowed keys and values"
+    )
 
 
 def validate_config(config):
@@ -14,42 +30,206 @@ def validate_config(config):
         where = (
             ".".join(str(p) for p in getattr(cause, "absolute_path", [])) or "top level"
         )
-        raise WorkflowError(
-            f"config error at {where}: {detail}; see config/README.md for the allowed keys and values"
-        ) from None
+        config_error(where, detail)
+
+
+def grid_rows(experiment, grid):
+    """The models of a grid as rows of (model, width, depth, seed)."""
+    spec = config["experiments"][experiment]["grids"][grid]
+    return [
+        {"model": spec["model"], "width": w, "depth": d, "seed": s}
+        for d in spec["depth"]
+        for w in spec["width"]
+        for s in spec["seed"]
+    ]
+
+
+def check_references(config):
+    """Keys that name other keys, checked before any job runs."""
+    experiments, studies = config["experiments"], config["studies"]
+    for name, figure in config["figures"].items():
+        where = f"figures.{name}"
+        experiment = experiments.get(figure["experiment"])
+        if experiment is None:
+            config_error(
+                f"{where}.experiment",
+                f"{figure['experiment']!r} is not one of the experiments {sorted(experiments)}",
+            )
+        for grid in figure["grids"]:
+            if grid not in experiment["grids"]:
+                config_error(
+                    f"{where}.grids",
+                    f"{grid!r} is not a grid of experiment {figure['experiment']!r} ({sorted(experiment['grids'])})",
+                )
+        zs = experiment["effdim"]["z"]
+        if not any(math.isclose(figure["z"], z, rel_tol=1e-9) for z in zs):
+            config_error(
+                f"{where}.z",
+                f"{figure['z']:g} is not one of experiments.{figure['experiment']}.effdim.z {zs}; add it there or choose one of those",
+            )
+        if figure["kind"] == "width_depth" and len(figure["grids"]) != 1:
+            config_error(
+                f"{where}.grids", "a width_depth figure draws exactly one grid"
+            )
+    for name, study in studies.items():
+        where = f"studies.{name}"
+        experiment = experiments.get(study["experiment"])
+        if experiment is None:
+            config_error(
+                f"{where}.experiment",
+                f"{study['experiment']!r} is not one of the experiments {sorted(experiments)}",
+            )
+        models = [
+            row
+            for grid in experiment["grids"]
+            for row in grid_rows(study["experiment"], grid)
+        ]
+        if study["model"] not in models:
+            config_error(
+                f"{where}.model",
+                f"{study['model']} is not a model of any grid of experiment {study['experiment']!r}; add it to one",
+            )
+        spectrum = experiment["spectrum"]
+        wanted = {
+            f"planes.{plane}": (spec["space"], spec.get("k", 0))
+            for plane, spec in study["planes"].items()
+        }
+        if "boundaries" in study:
+            wanted["boundaries.bottom"] = ("bottom", study["boundaries"]["bottom"])
+            wanted["boundaries.top"] = ("top", study["boundaries"]["top"])
+        for key, (space, k) in wanted.items():
+            if space == "bottom" and spectrum["method"] != "dense":
+                config_error(
+                    f"{where}.{key}",
+                    f"the bottom eigenvectors need every eigenpair, but experiments.{study['experiment']}.spectrum.method is {spectrum['method']!r}; use method: dense or space: complement",
+                )
+            if (
+                space in ("top", "complement")
+                and spectrum["method"] != "dense"
+                and k > spectrum["k"]
+            ):
+                config_error(
+                    f"{where}.{key}",
+                    f"k = {k} exceeds the {spectrum['k']} eigenpairs of experiments.{study['experiment']}.spectrum.k; raise that or lower this",
+                )
+    taken = {
+        f"{s}_{kind}"
+        for s in studies
+        for kind in ("surfaces", "boundaries", "perturbations")
+    }
+    taken |= {"fig4", "fig8"}
+    for name in config["figures"]:
+        if name in taken:
+            config_error(
+                f"figures.{name}",
+                "the name is taken by a study's or the Bayesian figures; choose another",
+            )
 
 
 validate_config(config)
+check_references(config)
+EXPERIMENTS, FIGURES, STUDIES = (
+    config["experiments"],
+    config["figures"],
+    config["studies"],
+)
 
-EXPERIMENT = config["experiment"]
-MODEL_DIR = f"results/{EXPERIMENT}/models/model~{{model}}/width~{{width}}/depth~{{depth}}/seed~{{seed}}"
-BAYES_DIR = f"results/{EXPERIMENT}/bayes"
+
+def names(mapping):
+    return "|".join(re.escape(name) for name in mapping) or "(?!)"
 
 
 wildcard_constraints:
+    experiment=names(EXPERIMENTS),
+    model=r"[a-z0-9_]+",
     width=r"\d+",
     depth=r"\d+",
     seed=r"\d+",
-    figure=r"fig[12]",
+    grid=r"[A-Za-z0-9_]+",
+    study=names(STUDIES),
 
 
-def grid(figure):
-    """The figure's grid of models as a Paramspace (model, width, depth, seed)."""
-    spec = config[figure]
-    depths = spec["depth"] if isinstance(spec["depth"], list) else [spec["depth"]]
-    rows = [
-        {"model": spec["model"], "width": w, "depth": d, "seed": s}
-        for d in depths
-        for w in spec["width"]
-        for s in spec["seeds"]
-    ]
-    return Paramspace(pd.DataFrame(rows))
-
-
-def model_files(figure, name):
+def grid_files(experiment, grid, name):
+    """File ``name`` of every model of a grid."""
+    points = Paramspace(pd.DataFrame(grid_rows(experiment, grid), columns=POINT_KEYS))
     return [
-        f"results/{EXPERIMENT}/models/{point}/{name}"
-        for point in grid(figure).instance_patterns
+        f"results/{experiment}/models/{point}/{name}"
+        for point in points.instance_patterns
+    ]
+
+
+def model_kwargs(wc):
+    """Options of the model family of wildcard ``model`` in its experiment."""
+    return EXPERIMENTS[wc.experiment]["model_kwargs"].get(wc.model, {})
+
+
+def study_model(study):
+    """Results folder of a study's model."""
+    spec = STUDIES[study]
+    return MODEL.format(experiment=spec["experiment"], **spec["model"])
+
+
+def study_experiment(wc):
+    return EXPERIMENTS[STUDIES[wc.study]["experiment"]]
+
+
+def study_inputs(*names):
+    """Input function: the named files (data, model, spectrum, ...) of a study's model."""
+
+    def inputs(wc):
+        spec = STUDIES[wc.study]
+        files = {
+            "data": f"results/{spec['experiment']}/data.pt",
+            "model": f"{study_model(wc.study)}/model.pt",
+            "spectrum": f"{study_model(wc.study)}/spectrum.npz",
+        }
+        return {name: files[name] for name in names}
+
+    return inputs
+
+
+def study_title(study):
+    """The data and model family of a study, e.g. 'spirals, mlp'."""
+    spec = STUDIES[study]
+    return (
+        f"{EXPERIMENTS[spec['experiment']]['data']['name']}, {spec['model']['model']}"
+    )
+
+
+def study_model_kwargs(wc):
+    spec = STUDIES[wc.study]
+    return study_experiment(wc)["model_kwargs"].get(spec["model"]["model"], {})
+
+
+VECTOR_MODELS = {study_model(study) for study in STUDIES}
+
+
+def keeps_eigenvectors(wc):
+    """Whether a model's spectrum keeps its eigenvectors: only where a study uses them."""
+    return MODEL.format(**dict(wc.items())) in VECTOR_MODELS
+
+
+def figure_tables(wc):
+    spec = FIGURES[wc.figure]
+    return [f"results/tables/{spec['experiment']}/{grid}.csv" for grid in spec["grids"]]
+
+
+def figure_title(figure):
+    """The data and model families a figure draws, e.g. 'digits, mlp'."""
+    spec = FIGURES[figure]
+    experiment = EXPERIMENTS[spec["experiment"]]
+    models = sorted({experiment["grids"][grid]["model"] for grid in spec["grids"]})
+    return f"{experiment['data']['name']}, {', '.join(models)}"
+
+
+def study_figures():
+    """The figures of every study: surfaces, and boundaries / perturbations where configured."""
+    kinds = {"surfaces": "planes", "boundaries": "boundaries", "perturbations": "sweep"}
+    return [
+        f"{study}_{kind}"
+        for study, spec in STUDIES.items()
+        for kind, key in kinds.items()
+        if key in spec
     ]
 
 

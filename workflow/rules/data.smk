@@ -1,14 +1,14 @@
 rule data:
     output:
-        data=f"results/{EXPERIMENT}/data.pt",
-        record=f"results/{EXPERIMENT}/data.json",
+        data="results/{experiment}/data.pt",
+        record="results/{experiment}/data.json",
     log:
-        f"results/logs/{EXPERIMENT}/data.log",
+        "results/logs/data/{experiment}.log",
     benchmark:
-        f"results/benchmarks/{EXPERIMENT}/data.tsv"
+        "results/benchmarks/data/{experiment}.tsv"
     conda:
         "../../envs/neff.yaml"
     params:
-        data=config["data"],
+        data=lambda wc: EXPERIMENTS[wc.experiment]["data"],
     script:
         "../../scripts/prepare_data.py"

@@ -1,6 +1,7 @@
+# Figures drawn from N_eff tables (config `figures`): Figures 1 and 2, N_eff sweeps.
 rule figure:
     input:
-        table=rules.table.output.table,
+        tables=figure_tables,
     output:
         pdf=report(
             "results/figures/{figure}.pdf",
@@ -12,11 +13,15 @@ rule figure:
         "results/logs/figures/{figure}.log",
     benchmark:
         "results/benchmarks/figures/{figure}.tsv"
+    wildcard_constraints:
+        figure=names(FIGURES),
     conda:
         "../../envs/neff.yaml"
     params:
-        effdim=config["effdim"],
-        contours=lambda wc: config[wc.figure].get("param_contours"),
-        title=lambda wc: f"{config['data']['name']}, {config[wc.figure]['model']}",
+        figure=lambda wc: FIGURES[wc.figure],
+        threshold=lambda wc: EXPERIMENTS[FIGURES[wc.figure]["experiment"]]["effdim"][
+            "interpolation_threshold"
+        ],
+        title=lambda wc: figure_title(wc.figure),
     script:
         "../../scripts/figure.py"

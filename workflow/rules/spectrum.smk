@@ -1,21 +1,24 @@
+# One spectrum per model: every eigenpair (dense) or the certified top k (lanczos, eigsh);
+# the eigenvectors are kept in the .npz only for the models that a study draws planes around.
 rule spectrum:
     input:
         data=rules.data.output.data,
         model=rules.train.output.model,
     output:
-        spectrum=f"{MODEL_DIR}/spectrum.npz",
-        record=f"{MODEL_DIR}/spectrum.json",
+        spectrum=f"{MODEL}/spectrum.npz",
+        record=f"{MODEL}/spectrum.json",
     log:
-        f"results/logs/{EXPERIMENT}/spectrum/model~{{model}}/width~{{width}}/depth~{{depth}}/seed~{{seed}}.log",
+        f"results/logs/spectrum/{MODEL_LOG}.log",
     benchmark:
-        f"results/benchmarks/{EXPERIMENT}/spectrum/model~{{model}}/width~{{width}}/depth~{{depth}}/seed~{{seed}}.tsv"
+        f"results/benchmarks/spectrum/{MODEL_LOG}.tsv"
     conda:
         "../../envs/neff.yaml"
     threads: 1
     resources:
         gpu=config["resources"]["gpu"],
     params:
-        spectrum=config["spectrum"],
-        model_kwargs=lambda wc: config["model_kwargs"].get(wc.model, {}),
+        spectrum=lambda wc: EXPERIMENTS[wc.experiment]["spectrum"],
+        model_kwargs=model_kwargs,
+        eigenvectors=keeps_eigenvectors,
     script:
         "../../scripts/spectrum.py"

@@ -1,18 +1,18 @@
+# The long N_eff table of a grid (one row per model, z and estimator) and its rank correlations.
 rule table:
     input:
-        final=lambda wc: model_files(wc.figure, "final.json"),
-        spectrum=lambda wc: model_files(wc.figure, "spectrum.npz"),
+        final=lambda wc: grid_files(wc.experiment, wc.grid, "final.json"),
+        spectrum=lambda wc: grid_files(wc.experiment, wc.grid, "spectrum.npz"),
     output:
-        table="results/tables/{figure}.csv",
-        correlations="results/tables/{figure}_correlations.csv",
+        table="results/tables/{experiment}/{grid}.csv",
+        correlations="results/tables/{experiment}/{grid}.correlations.csv",
     log:
-        "results/logs/tables/{figure}.log",
+        "results/logs/table/{experiment}/{grid}.log",
     benchmark:
-        "results/benchmarks/tables/{figure}.tsv"
+        "results/benchmarks/table/{experiment}/{grid}.tsv"
     conda:
         "../../envs/neff.yaml"
     params:
-        grid=lambda wc: grid(wc.figure).dataframe.to_dict("records"),
-        effdim=config["effdim"],
+        effdim=lambda wc: EXPERIMENTS[wc.experiment]["effdim"],
     script:
         "../../scripts/table.py"

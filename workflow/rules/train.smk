@@ -2,21 +2,21 @@ rule train:
     input:
         data=rules.data.output.data,
     output:
-        model=f"{MODEL_DIR}/model.pt",
-        metrics=f"{MODEL_DIR}/metrics.csv",
-        final=f"{MODEL_DIR}/final.json",
+        model=f"{MODEL}/model.pt",
+        metrics=f"{MODEL}/metrics.csv",
+        final=f"{MODEL}/final.json",
     log:
-        f"results/logs/{EXPERIMENT}/train/model~{{model}}/width~{{width}}/depth~{{depth}}/seed~{{seed}}.log",
+        f"results/logs/train/{MODEL_LOG}.log",
     benchmark:
-        f"results/benchmarks/{EXPERIMENT}/train/model~{{model}}/width~{{width}}/depth~{{depth}}/seed~{{seed}}.tsv"
+        f"results/benchmarks/train/{MODEL_LOG}.tsv"
     conda:
         "../../envs/neff.yaml"
     threads: 1
     resources:
         gpu=config["resources"]["gpu"],
     params:
-        train=config["train"],
-        model_kwargs=lambda wc: config["model_kwargs"].get(wc.model, {}),
-        checkpoint=f"{MODEL_DIR}/train.ckpt.pt",
+        train=lambda wc: EXPERIMENTS[wc.experiment]["train"],
+        model_kwargs=model_kwargs,
+        checkpoint=f"{MODEL}/train.ckpt.pt",
     script:
         "../../scripts/train.py"

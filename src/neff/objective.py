@@ -1,0 +1,257 @@
+"""The training loss over a whole dataset: the loop over data that every curvature rests on.
+
+An ``Objective`` holds a model, a loss, data and a selection of parameters, and evaluates the
+dataset loss with exact batch weighting (its value, its gradient, any per-batch quantity),
+keeping each batch's linearisation for later passes when all of them fit in memory.
+
+Semantics:
+
+* ``loss_fn(outputs, targets)`` returns the mean loss of a batch (PyTorch's default
+  ``reduction="mean"``) or per-example losses (``reduction="none"``, which neff averages).
+* ``reduction="mean"``: (1/N) sum_i loss_i over all N examples; each batch is weighted by its
+  size, so a short last batch counts exactly as much as its examples. ``reduction="sum"``:
+  sum_i loss_i, i.e. N times the mean. The published curves of Maddox et al. summed
+  batch-mean HVPs over B batches, i.e. B times the mean scale: their z corresponds to z / B on
+  the mean scale (z = 1 with 391 batches of 128 is z = 2.6e-3 here).
+* ``mode="eval"`` (default) evaluates BatchNorm with its running statistics and disables
+  Dropout; ``mode="train"`` uses batch statistics. Either way the model's buffers and its
+  train/eval flags are the same after every evaluation as before.
+
+The cache (``linearised``): each batch's linearisation is built once per pass and, when the
+linearisations of all batches fit in ``cache_gb``, kept, so later passes skip the forward and
+backward passes. It holds the data's first pass, so a shuffling loader gives the same matrix
+every time; it lives as long as the objective. ``cache_gb=0`` turns it off.
+
+Batches are weighted by their size: with weights (1, -1), the squared errors of two batches
+are (0, 4) and (1,), so the loss is 5/3, not the mean of the batch means (1.5):
+
+>>> from torch import nn
+>>> model = nn.Linear(2, 1, bias=False).double()
+>>> _ = model.weight.data.copy_(torch.tensor([[1.0, -1.0]]))
+>>> X = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64)
+>>> y = torch.ones(3, 1, dtype=torch.float64)
+>>> Objective(model, nn.MSELoss(), [(X[:2], y[:2]), (X[2:], y[2:])]).value()
+1.6666666666666667
+>>> Objective(model, nn.MSELoss(), [(X[:2], y[:2]), (X[2:], y[2:])], reduction="sum").value()
+5.0
+"""
+from __future__ import annotations
+
+import copy
+from typing import Callable, Iterable, Iterator, Sequence
+
+import torch
+from torch.func import functional_call, grad_and_value
+
+from .device import free_memory_bytes, module_mode, saved_storages
+from .errors import NeffError
+from .parameters import FlatLayout, select_parameters
+
+REDUCTIONS = ("mean", "sum")
+MODES = ("eval", "train")
+
+
+def _per_example(loss_fn: Callable) -> Callable:
+    """A PyTorch loss module as per-example losses (neff weights batches itself; also avoids a
+    forward-mode failure of some mean-reduced losses, e.g. MSELoss, under torch.func)."""
+    if not isinstance(loss_fn, torch.nn.modules.loss._Loss):
+        return loss_fn
+    if loss_fn.reduction == "sum":
+        raise NeffError("loss_fn has reduction='sum', which breaks the exact batch weighting; use "
+                        "reduction='mean' and pass reduction='sum' to the operator for the summed scale")
+    per_example = copy.copy(loss_fn)
+    per_example.reduction = "none"
+    return per_example
+
+
+def _check_dropout(model: torch.nn.Module, mode: str) -> None:
+    if mode == "train" and any(isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0
+                               for m in model.modules()):
+        raise NeffError("mode='train' with Dropout would draw a new mask for every product, so the "
+                        "operator would not be one matrix; use mode='eval'")
+
+
+def _check_data(data) -> None:
+    if isinstance(data, torch.Tensor) or (
+            isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)):
+        raise NeffError("data must be an iterable of (inputs, targets) batches; wrap whole tensors "
+                        "as [(X, y)] or pass a DataLoader")
+    if iter(data) is data:
+        raise NeffError("data is a one-shot iterator (such as a generator) but is read once per "
+                        "product; pass a list of batches or a DataLoader")
+    try:
+        first = next(iter(data))
+    except StopIteration:
+        raise NeffError("data is empty: it yielded no (inputs, targets) batch; pass at least one "
+                        "non-empty batch") from None
+    if not (isinstance(first, (tuple, list)) and len(first) == 2
+            and all(isinstance(t, torch.Tensor) for t in first)):
+        raise NeffError("each batch of data must be an (inputs, targets) pair of tensors, as a "
+                        "DataLoader over a TensorDataset yields")
+
+
+class Objective:
+    """The dataset loss of ``model`` under ``loss_fn`` as a function of the parameters selected
+    by ``params`` (see ``neff.parameters.select_parameters``), in ``dtype`` on ``device``
+    (default: those of the model's first parameter); module docstring for the semantics.
+    ``cache_gb``: room for the cache in GB (None: a quarter of the device's free memory)."""
+
+    def __init__(self, model: torch.nn.Module, loss_fn: Callable, data: Iterable,
+                 params: str | Sequence[str] = "all", *, reduction: str = "mean",
+                 dtype: torch.dtype | None = None, device: str | torch.device | None = None,
+                 mode: str = "eval", cache_gb: float | None = None):
+        if reduction not in REDUCTIONS:
+            raise NeffError(f"reduction={reduction!r} is unknown; use 'mean' or 'sum'")
+        if mode not in MODES:
+            raise NeffError(f"mode={mode!r} is unknown; use 'eval' or 'train'")
+        if cache_gb is not None and not cache_gb >= 0:
+            raise NeffError(f"cache_gb={cache_gb!r} must be a size in GB, 0 (no cache) or None (a "
+                            "quarter of the device's free memory)")
+        names = select_parameters(model, params)
+        _check_dropout(model, mode)
+        _check_data(data)
+        reference = next(model.parameters())
+        self.device = torch.device(device) if device is not None else reference.device
+        self.dtype = dtype or reference.dtype
+        if not self.dtype.is_floating_point:
+            raise NeffError(f"dtype={self.dtype} is not a floating type; use torch.float32 or torch.float64")
+        self.model, self.loss_fn, self.data = model, _per_example(loss_fn), data
+        self.reduction, self.mode = reduction, mode
+        state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+        state = {name: self.place(t.detach()).clone() for name, t in state.items()}
+        self.primals = {name: state.pop(name) for name in names}
+        self.fixed = state
+        self.layout = FlatLayout(self.primals)
+        self.param_names = names
+        self.num_examples: int | None = None
+        self.cache_bytes = (free_memory_bytes(self.device) // 4 if cache_gb is None
+                            else int(cache_gb * 2**30))
+        self.vectorise = self.device.type == "cuda"  # vmap over convolutions is slow on a CPU
+        self._cache: list | None = None
+
+    @property
+    def num_params(self) -> int:
+        return self.layout.size
+
+    def flat_params(self) -> torch.Tensor:
+        """The selected parameters as one flat vector, in ``layout``'s order."""
+        return self.layout.join(self.primals)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(n={self.num_params}, params={len(self.param_names)} tensors, "
+                f"reduction={self.reduction!r}, mode={self.mode!r}, dtype={self.dtype}, device={self.device})")
+
+    # -- one batch ----------------------------------------------------------------------------
+    def place(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` on the objective's device; floating tensors also in its dtype."""
+        tensor = tensor.to(self.device, non_blocking=True)
+        return tensor.to(self.dtype) if tensor.is_floating_point() else tensor
+
+    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The data's (inputs, targets) batches on the objective's device and dtype."""
+        for inputs, targets in self.data:
+            yield self.place(inputs), self.place(targets)
+
+    def _state(self) -> dict:
+        # Train mode may update BatchNorm running statistics in place: give it copies.
+        if self.mode == "train":
+            return {name: t.clone() for name, t in self.fixed.items()}
+        return self.fixed
+
+    def outputs(self, primals: dict, inputs: torch.Tensor) -> torch.Tensor:
+        """The model's outputs at the named parameters ``primals``, its buffers untouched."""
+        return functional_call(self.model, (primals, self._state()), (inputs,))
+
+    def batch_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The mean loss of one batch's outputs."""
+        loss = self.loss_fn(outputs, targets)
+        return loss.mean() if loss.dim() else loss
+
+    def loss(self, primals: dict, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean loss of one batch as a function of the selected parameters."""
+        return self.batch_loss(self.outputs(primals, inputs), targets)
+
+    # -- over the data ------------------------------------------------------------------------
+    def weighted_sum(self, values: Iterable[tuple[int, torch.Tensor]]) -> tuple[torch.Tensor, int]:
+        """Size-weighted sum of per-batch (size, value) pairs, scaled by the reduction, and the
+        number of examples seen; ``values`` is read in the objective's module mode."""
+        total, count = None, 0
+        with module_mode(self.model, self.mode == "train"):
+            for size, value in values:
+                total = value * size if total is None else total.add_(value, alpha=size)
+                count += size
+        if count == 0:
+            raise NeffError("data is empty: it yielded no examples; pass at least one non-empty batch")
+        self.num_examples = count
+        total = total.detach()  # train-mode BatchNorm can leave a graph on the result
+        if self.reduction == "mean":
+            total = total / count
+        if not torch.isfinite(total).all():
+            raise NeffError("the loss or its derivatives are not finite (NaN or inf) on this data; "
+                            "check the inputs, the model's parameters and the loss function")
+        return total, count
+
+    def over_data(self, per_batch: Callable) -> tuple[torch.Tensor, int]:
+        """``weighted_sum`` of ``per_batch(inputs, targets)``, a batch mean, over the data:
+        (the dataset's value on the reduction's scale, the number of examples)."""
+        return self.weighted_sum((inputs.shape[0], per_batch(inputs, targets))
+                                 for inputs, targets in self.batches())
+
+    @torch.no_grad()
+    def value(self) -> float:
+        """The dataset loss."""
+        return float(self.over_data(lambda inputs, targets: self.loss(self.primals, inputs, targets))[0])
+
+    def loss_and_gradient(self) -> tuple[float, torch.Tensor]:
+        """The dataset loss and its gradient in the selected parameters (same weighting)."""
+        def per_batch(inputs, targets):
+            g, value = grad_and_value(self.loss)(self.primals, inputs, targets)
+            return torch.cat([self.layout.join(g), value.reshape(1)])
+
+        total, _ = self.over_data(per_batch)
+        return float(total[-1]), total[:-1]
+
+    # -- the cache ----------------------------------------------------------------------------
+    def linearised(self, build: Callable, block: bool) -> Iterator[tuple[int, Callable]]:
+        """(batch size, ``build(inputs, targets, vectorised)``) for every batch, kept for later
+        passes when all of them fit in ``cache_bytes`` (module docstring); when they do not,
+        ``cache_bytes`` becomes 0 and each pass rebuilds them. ``vectorised``: the linearisation
+        will get whole blocks (``vectorise``, and ``block`` or a cache), else one vector at a
+        time. The cache keeps what the first pass built: one ``build`` per objective."""
+        if self._cache is not None:
+            yield from self._cache
+            return
+        if self.cache_bytes <= 0:
+            yield from ((inputs.shape[0], build(inputs, targets, self.vectorise and block))
+                        for inputs, targets in self.batches())
+            return
+        kept, room = [], self.cache_bytes
+        for inputs, targets in self.batches():
+            linearisation, size = self._measured(build, inputs, targets)
+            item = (inputs.shape[0], linearisation)
+            room = -1 if size is None else room - size  # unmeasured: no cache
+            if room >= 0:
+                kept.append(item)
+            else:
+                kept.clear()  # all or nothing: part of a pass is no use to the next pass
+            yield item
+        if room >= 0:
+            self._cache = kept
+        else:
+            self.cache_bytes = 0
+
+    def _measured(self, build: Callable, inputs, targets) -> tuple[Callable, int | None]:
+        """A batch's linearisation and about how many bytes it holds (with its data), or None
+        where that cannot be measured (``torch.func`` refuses saved-tensor hooks on a CPU)."""
+        data = inputs.nbytes + targets.nbytes
+        if self.device.type == "cuda":
+            before = torch.cuda.memory_allocated(self.device)
+            linearisation = build(inputs, targets, self.vectorise)
+            return linearisation, torch.cuda.memory_allocated(self.device) - before + data
+        if self.vectorise:
+            return build(inputs, targets, True), None
+        with saved_storages() as saved:
+            linearisation = build(inputs, targets, False)
+        shared = {t.untyped_storage().data_ptr() for t in self.primals.values()}
+        gradient = sum(t.nbytes for t in self.primals.values())
+        return linearisation, sum(size for ptr, size in saved.items() if ptr not in shared) + data + gradient
