@@ -12,8 +12,8 @@ from neff.objective import Objective
 from neff.surfaces import chunk_of, evaluate_plane, grid_coordinates
 
 sm = snakemake  # noqa: F821 (snakemake injects it)
-wc, study, spec = sm.wildcards, sm.params.study, sm.params.spectrum
-point, grid, plane = sm.params.point, study["grid"], study["planes"][wc.plane]
+wc, spec = sm.wildcards, sm.params.spectrum
+point, grid, plane = sm.params.point, sm.params.grid, sm.params.plane
 torch.set_num_threads(sm.threads)
 with log_to(sm.log[0]):
     data = read_dataset(sm.input.data)

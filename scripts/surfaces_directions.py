@@ -10,8 +10,7 @@ from neff.spectra import load_spectrum
 from neff.surfaces import eigenbasis, filter_normalize, plane_directions
 
 sm = snakemake  # noqa: F821 (snakemake injects it)
-study = sm.params.study
-point, grid = sm.params.point, study["grid"]
+planes, grid, point = sm.params.planes, sm.params.grid, sm.params.point
 with log_to(sm.log[0]):
     data = read_dataset(sm.input.data)
     model = load_grid_model(point["model"], data, point["width"], point["depth"], sm.input.model,
@@ -19,7 +18,7 @@ with log_to(sm.log[0]):
     spectrum = load_spectrum(sm.input.spectrum, eigenvectors=True)
     vectors = spectrum["eigenvectors"]
     directions, checks = {}, {}
-    for name, plane in study["planes"].items():
+    for name, plane in planes.items():
         space, basis = eigenbasis(spectrum["eigenvalues"], vectors, plane["space"], plane.get("k", 0))
         pair = plane_directions(vectors.shape[0], space, basis, seed=grid["seed"])
         # checked before filter normalisation, which (as in Li et al.) leaves the subspace on purpose
@@ -30,4 +29,4 @@ with log_to(sm.log[0]):
         print(f"plane {name}: {plane}, {checks[name]}")
     with atomic_path(sm.output.directions) as tmp:
         torch.save(directions, tmp)
-    write_json(sm.output.record, provenance(planes=study["planes"], grid=grid, checks=checks))
+    write_json(sm.output.record, provenance(planes=planes, grid=grid, checks=checks))

@@ -16,7 +16,7 @@ from neff.surfaces import perturbation_sweep
 
 sm = snakemake  # noqa: F821 (snakemake injects it)
 point = sm.params.point
-wc, sweep, spec = sm.wildcards, sm.params.sweep, sm.params.spectrum
+sweep, spec = sm.params.sweep, sm.params.spectrum
 torch.set_num_threads(sm.threads)
 with log_to(sm.log[0]):
     data = read_dataset(sm.input.data)

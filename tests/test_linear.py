@@ -24,6 +24,7 @@ def test_top_eigenpairs_and_certified_bounds_of_a_matrix(matrix):
     value, lower, upper = certified_bounds(top, [1.0])
     theta, r = top.eigenvalues, top.residuals
     assert value[0] == pytest.approx(effective_dimension(values[:4], 1.0), rel=1e-9)
+    assert neff.exact_eigenpairs(a).eigenvalues == pytest.approx(np.sort(values)[::-1], rel=1e-10, abs=1e-12)
     assert upper[0] == pytest.approx(((theta + r) / (theta + r + 1)).sum() + 36 * (theta[-1] + r[-1]) / (theta[-1] + r[-1] + 1))
 
 

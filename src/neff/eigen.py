@@ -270,6 +270,7 @@ def dense_spectrum(operator: CurvatureOperator, max_params: int = 5000) -> np.nd
 def exact_eigenpairs(operator: CurvatureOperator, max_params: int = 10000) -> EigenResult:
     """Every eigenpair of the operator's dense matrix (largest first), for small models; the
     residuals ||H v - lambda v|| are measured on the same dense matrix."""
+    operator = as_operator(operator)
     start, hvp_before = time.perf_counter(), operator.n_hvp
     dense = dense_matrix(operator, max_params)
     values, vectors = torch.linalg.eigh(dense)

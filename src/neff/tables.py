@@ -12,6 +12,7 @@ from scipy import stats
 
 from .effdim import as_z, certified_bounds
 from .eigen import EigenResult
+from .errors import NeffError
 
 MODEL_KEYS = ("model", "width", "depth", "seed")
 METRICS = ("num_params", "train_loss", "test_loss", "train_acc", "test_acc")
@@ -43,8 +44,8 @@ def select(table: pd.DataFrame, z: float, estimator: str = "certified") -> pd.Da
     """The rows of one estimator at one z (relative tolerance 1e-9); one per model."""
     rows = table[(table["estimator"] == estimator) & np.isclose(table["z"], z, rtol=1e-9, atol=0)]
     if rows.empty:
-        raise ValueError(f"the table has no {estimator!r} rows at z = {z:g}; its z are "
-                         f"{sorted(table['z'].unique())}")
+        raise NeffError(f"the table has no {estimator!r} rows at z = {z:g}; choose one of its z, "
+                        f"{sorted(table['z'].unique())}")
     return rows
 
 

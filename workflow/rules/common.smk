@@ -11,6 +11,12 @@ POINT = Paramspace(pd.DataFrame(columns=POINT_KEYS)).wildcard_pattern
 MODEL = f"results/{{experiment}}/models/{POINT}"
 MODEL_LOG = f"{{experiment}}/{POINT}"  # below results/logs/<rule>/ and results/benchmarks/<rule>/
 STUDY = "results/studies/{study}"
+STUDY_FIGURES = {
+    "surfaces": "planes",
+    "boundaries": "boundaries",
+    "perturbations": "sweep",
+}
+# figure <study>_<kind>, drawn where the study has the key
 
 
 def config_error(where, problem):
@@ -112,11 +118,7 @@ def check_references(config):
                     f"{where}.{key}",
                     f"k = {k} exceeds the {spectrum['k']} eigenpairs of experiments.{study['experiment']}.spectrum.k; raise that or lower this",
                 )
-    taken = {
-        f"{s}_{kind}"
-        for s in studies
-        for kind in ("surfaces", "boundaries", "perturbations")
-    }
+    taken = {f"{s}_{kind}" for s in studies for kind in STUDY_FIGURES}
     taken |= {"fig4", "fig8"}
     for name in config["figures"]:
         if name in taken:
@@ -224,11 +226,10 @@ def figure_title(figure):
 
 def study_figures():
     """The figures of every study: surfaces, and boundaries / perturbations where configured."""
-    kinds = {"surfaces": "planes", "boundaries": "boundaries", "perturbations": "sweep"}
     return [
         f"{study}_{kind}"
         for study, spec in STUDIES.items()
-        for kind, key in kinds.items()
+        for kind, key in STUDY_FIGURES.items()
         if key in spec
     ]
 

@@ -21,7 +21,8 @@ rule surfaces_directions:
     conda:
         "../../envs/neff.yaml"
     params:
-        study=lambda wc: STUDIES[wc.study],
+        planes=lambda wc: STUDIES[wc.study]["planes"],
+        grid=lambda wc: STUDIES[wc.study]["grid"],
         point=lambda wc: STUDIES[wc.study]["model"],
         model_kwargs=study_model_kwargs,
     script:
@@ -44,7 +45,8 @@ rule surfaces_chunk:
     resources:
         gpu=config["resources"]["gpu"],
     params:
-        study=lambda wc: STUDIES[wc.study],
+        plane=lambda wc: STUDIES[wc.study]["planes"][wc.plane],
+        grid=lambda wc: STUDIES[wc.study]["grid"],
         spectrum=lambda wc: study_experiment(wc)["spectrum"],
         point=lambda wc: STUDIES[wc.study]["model"],
         model_kwargs=study_model_kwargs,
@@ -70,7 +72,8 @@ rule surfaces_join:
     conda:
         "../../envs/neff.yaml"
     params:
-        study=lambda wc: STUDIES[wc.study],
+        planes=lambda wc: STUDIES[wc.study]["planes"],
+        grid=lambda wc: STUDIES[wc.study]["grid"],
     script:
         "../../scripts/surfaces_join.py"
 
