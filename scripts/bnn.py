@@ -5,7 +5,7 @@ import time
 import torch
 
 from neff.bayes import bnn_effective_dimensions
-from neff.data import regression_points
+from neff.data import bnn_regression_points
 from neff.files import log_to, provenance, write_json
 from neff.models import build_model
 
@@ -13,9 +13,9 @@ sm = snakemake  # noqa: F821 (snakemake injects it)
 spec, size, trial = sm.params.bnn, int(sm.wildcards.size), int(sm.wildcards.trial)
 torch.set_num_threads(sm.threads)
 with log_to(sm.log[0]):
-    x, y = map(torch.as_tensor, regression_points(size, seed=trial, noise=spec["data_noise"]))
+    x, y = map(torch.as_tensor, bnn_regression_points(size, spec["data_noise"], seed=spec["data_seed"]))
     torch.manual_seed(trial)
-    net = build_model("mlp", 1, (1,), width=spec["width"], depth=spec["depth"],
+    net = build_model("mlp", 1, (x.shape[1],), width=spec["width"], depth=spec["depth"],
                       activation=spec["activation"], bias=spec["bias"])
     start = time.perf_counter()
     result = bnn_effective_dimensions(

@@ -6,7 +6,8 @@ import pandas as pd
 from neff.files import log_to, write_csv
 
 sm = snakemake  # noqa: F821 (snakemake injects it)
-columns = ["size", "trial", "num_params", "num_samples", "param_neff", "function_neff", "hessian_neff",
+columns = ["size", "trial", "num_params", "num_samples", "param_neff", "function_neff",
+           "function_neff_original", "hessian_neff",
            "hessian_negative", "precision_mean", "wall_time_s"]
 with log_to(sm.log[0]):
     records = [json.loads(open(path).read()) for path in sm.input.records]

@@ -14,7 +14,7 @@ with log_to(sm.log[0]):
         double_descent(pd.concat(tables.values()), spec["z"], threshold, paths, title=sm.params.title)
     elif spec["kind"] == "width_depth":
         width_depth(pd.concat(tables.values()), spec["z"], threshold, paths,
-                    contours=spec.get("param_contours"), title=sm.params.title)
+                    contours=spec.get("param_contours"), title=sm.params.title, boundary=spec.get("boundary"))
     else:
         neff_sweeps(tables, spec["z"], paths, title=sm.params.title)
     print(f"{spec['kind']} figure of {', '.join(tables)} at z = {spec['z']:g}: {', '.join(paths)}")

@@ -1,5 +1,7 @@
 """Rule surfaces_boundaries: decision maps of a study's trained 2-D classifier and of the net
-moved along the bottom eigenvectors (a large norm) and along the top ones (a small norm)."""
+moved along the bottom eigenvectors (a large norm) and along the top ones (a small norm); with
+``grids``, the original's classifier grids: the net moved along a fresh random direction of each
+eigenspace at ``steps`` norms from 0 to the largest (notebooks/two_spirals.ipynb, cells 57-61)."""
 import numpy as np
 import torch
 
@@ -20,13 +22,24 @@ with log_to(sm.log[0]):
                             **sm.params.model_kwargs)
     objective = Objective(model, data.loss_fn(), data.loader("train", hessian["batch_size"]), "all",
                           dtype=torch.float64)
-    center, moves, titles = objective.flat_params(), [0.0], ["trained"]
-    for which in ("bottom", "top"):
-        space, basis = eigenbasis(spectrum["eigenvalues"], spectrum["eigenvectors"], which, spec[which])
-        direction = random_directions(objective.num_params, 1, space, basis, seed=spec["seed"])[0]
-        moves.append(spec[f"{which}_norm"] * direction)
-        titles.append(f"along {which} {spec[which]} eigenvectors, norm {spec[f'{which}_norm']:g}")
-    points = torch.stack([center + move for move in moves])
+    center = objective.flat_params()
+
+    def moves(which: str, k: int, norms) -> tuple[list, list]:
+        """Points moved by ``norms`` along fresh random directions in an eigenspace, and titles."""
+        space, basis = eigenbasis(spectrum["eigenvalues"], spectrum["eigenvectors"], which, k)
+        directions = random_directions(objective.num_params, len(norms), space, basis, seed=spec["seed"])
+        return ([center + norm * direction for norm, direction in zip(norms, directions)],
+                [f"along {which} {k} eigenvector{'s' * (k > 1)}, norm {norm:.3g}" for norm in norms])
+
+    panels = [([center], ["trained"])] + [moves(which, spec[which], [spec[f"{which}_norm"]])
+                                          for which in ("bottom", "top")]
+    grids = spec.get("grids")
+    if grids:
+        panels += [moves(which, grids[which], np.linspace(0, grids[f"{which}_norm"], grids["steps"]).tolist())
+                   for which in ("top", "bottom")]
+    points = torch.stack([point for group, _ in panels for point in group])
+    titles = [title for _, group in panels for title in group]
+    rows = np.repeat(np.arange(len(panels)), [len(group) for group, _ in panels])
     kept = evaluate_points(objective, points)["homogeneity"]
     titles = [f"{title}\n{keep:.1%} of train predictions kept" for title, keep in zip(titles, kept)]
     print("\n".join(titles))
@@ -36,6 +49,6 @@ with log_to(sm.log[0]):
                   for lo, hi in zip(inputs.min(0).values - margin, inputs.max(0).values + margin)]
     maps = decision_maps(objective, points, xlim, ylim, spec["resolution"])
     with atomic_path(sm.output.maps) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, probabilities=maps, titles=np.array(titles), xlim=xlim, ylim=ylim, inputs=inputs.numpy(),
+        np.savez(handle, probabilities=maps, titles=np.array(titles), rows=rows, xlim=xlim, ylim=ylim, inputs=inputs.numpy(),
                  labels=labels.numpy(), homogeneity=kept)
     write_json(sm.output.record, provenance(boundaries=spec, homogeneity=dict(zip(titles, kept.tolist()))))

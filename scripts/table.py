@@ -17,7 +17,8 @@ with log_to(sm.log[0]):
         spectrum = load_spectrum(spectrum_path)
         if any(spectrum["record"].get(key) != final[key] for key in MODEL_KEYS):
             raise ValueError(f"{spectrum_path} and {final_path} describe different models")
-        rows += neff_rows(final, eigen_result(spectrum), effdim["z"])
+        rows += neff_rows(final, eigen_result(spectrum), effdim["z"], spectrum["quadrature"],
+                          sm.params.paper_steps)
     table = pd.DataFrame(rows).assign(experiment=wc.experiment, grid=wc.grid)
     write_csv(sm.output.table, table)
     correlations = rank_correlations(table, "test_loss", effdim["interpolation_threshold"])

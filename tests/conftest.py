@@ -93,3 +93,21 @@ def paper_plan(tmp_path_factory):
     """`snakemake -n` of config/paper.yaml, planned once per test session."""
     from test_workflow import ROOT
     return _plan(tmp_path_factory, "--configfile", str(ROOT / "config" / "paper.yaml"))
+
+
+class Interrupting:
+    """Wraps an operator and raises after a number of products, like a killed job."""
+
+    def __init__(self, operator, after):
+        self.operator, self.after = operator, after
+
+    def __getattr__(self, name):
+        return getattr(self.operator, name)
+
+    def matvec(self, v):
+        return self.matmat(v.reshape(-1, 1))[:, 0]
+
+    def matmat(self, block):
+        if self.operator.n_hvp + block.shape[1] > self.after:
+            raise KeyboardInterrupt
+        return self.operator.matmat(block)

@@ -1,14 +1,19 @@
 """neff.bayes and neff.random_features against closed forms and direct dense computations."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import yaml
 from scipy import stats
 from torch import nn
 
 from neff import NeffError, effective_dimension
 from neff.bayes import (blr_contraction, blr_posterior, bnn_effective_dimensions, fourier_features,
                         likelihood_hessian_eigenvalues, log_posterior, sample_eigenvalues, sample_posterior)
-from neff.random_features import random_features_curve
+from neff.data import bnn_regression_points
+from neff.models import build_model
+from neff.random_features import fit_random_features, random_features_table, weakly_informative_features
 
 
 def paper_design(points=300, features=200):
@@ -131,11 +136,52 @@ def test_too_few_draws_are_flagged():
         bnn_effective_dimensions(net, x, x.sum(1), num_samples=3, warmup=5, max_tree_depth=3, map_steps=5)
 
 
+def test_random_features_are_the_originals_weakly_informative_ones():
+    """x_j = y + N(0, 1) for the informative columns, pure noise beyond; y ~ N(0, 1)."""
+    x, y = weakly_informative_features(20000, 6, np.random.default_rng(0), informative=4)
+    assert abs(y.mean()) < 0.03 and y.std() == pytest.approx(1, abs=0.02)
+    noise = x[:, :4] - y[:, None]
+    assert np.abs(noise.mean(0)).max() < 0.03 and np.allclose(noise.std(0), 1, atol=0.02)
+    assert np.abs(np.corrcoef(noise.T, y)[-1, :-1]).max() < 0.03  # noise independent of y
+    assert np.abs(np.corrcoef(x[:, 4:].T, y)[-1, :-1]).max() < 0.03  # columns past `informative`: pure noise
+
+
+def test_random_features_errors_are_relative_norms():
+    # one feature x = y + e: least squares keeps R^2 = corr(x, y)^2 = 1/2 of ||y||^2, so the
+    # relative error is sqrt(1 - 1/2) (a mean squared error would be 1/2)
+    rng = np.random.default_rng(1)
+    assert fit_random_features(50000, 1, rng)["train_error"] == pytest.approx(np.sqrt(0.5), abs=0.01)
+    fit = fit_random_features(40, 60, rng)
+    assert fit["train_error"] < 1e-12 and fit["effective_dimensionality"] == pytest.approx(40 - fit["neff"])
+
+
 def test_random_features_peak_at_the_interpolation_threshold():
-    table = random_features_curve([20, 40, 60, 80, 100, 120, 140], n=80, total_features=160, trials=2, n_test=200)
+    table = random_features_table([20, 40, 60, 80, 100, 120, 140], [80], trials=4)
     mean = table.groupby("d").mean()
-    assert mean["test_mse"].idxmax() == 80 and mean["effective_dimensionality"].idxmax() == 80
-    assert (mean.loc[[100, 120, 140], "train_mse"] < 1e-20).all() and (mean.loc[[20, 40], "train_mse"] > 0.01).all()
-    assert table["neff"].between(0, 80).all()
-    with pytest.raises(NeffError, match="total_features"):
-        random_features_curve([10, 500], total_features=400)
+    assert mean["test_error"].idxmax() == 80 and mean["effective_dimensionality"].idxmax() == 80
+    assert (mean.loc[[100, 120, 140], "train_error"] < 1e-12).all() and (mean.loc[[20, 40], "train_error"] > 0.05).all()
+    assert table["neff"].between(0, 80).all() and len(table) == 7 * 4
+    with pytest.raises(NeffError, match="must both be positive"):
+        random_features_table([0], [10])
+
+
+def test_bnn_data_is_the_originals():
+    """inputs (1, x, x^2) on linspace(-1, 1); y standardised; without noise, the original's
+    curve X W + 0.5 (0.5 + x)^2 sin(4x) with W = 0.5 x numpy's first three seed-0 normals."""
+    x, y = bnn_regression_points(400)
+    grid = np.linspace(-1, 1, 400)
+    np.testing.assert_allclose(x, np.stack([np.ones(400), grid, grid ** 2], 1), atol=1e-6)
+    assert y.shape == (400, 1) and abs(y.mean()) < 1e-6 and y.std() == pytest.approx(1, abs=1e-5)
+    clean = x.astype(np.float64) @ (0.5 * np.array([1.76405235, 0.40015721, 0.97873798])) \
+        + 0.5 * (0.5 + grid) ** 2 * np.sin(4 * grid)
+    _, smooth = bnn_regression_points(400, noise=0.0)
+    np.testing.assert_allclose(smooth[:, 0], (clean - clean.mean()) / clean.std(), atol=1e-5)
+    assert np.std(y[:, 0] - smooth[:, 0]) * clean.std() == pytest.approx(0.05, rel=0.15)  # the noise sd
+
+
+def test_paper_bnn_has_481_parameters():
+    spec = yaml.safe_load((Path(__file__).parents[1] / "config" / "paper.yaml").read_text())["bayes"]["bnn"]
+    net = build_model("mlp", 1, (3,), width=spec["width"], depth=spec["depth"], activation=spec["activation"],
+                      bias=spec["bias"])
+    assert sum(p.numel() for p in net.parameters()) == 3 * 20 + 20 * 20 + 20 == 480  # + the noise precision
+    assert spec["sizes"][:3] == [20, 100, 200] and spec["samples"] == spec["warmup"] == 2000 and spec["trials"] == 5

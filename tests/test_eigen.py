@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 import neff
-from conftest import batches
+from conftest import Interrupting, batches
 
 
 @pytest.fixture
@@ -42,21 +42,6 @@ def test_too_short_run_is_flagged(saddle_operator):
     result = neff.top_eigenpairs(saddle_operator, 8, tol=1e-10, max_steps=10)
     assert not result.all_converged
     assert result.steps == 10 and result.n_hvp == 10 + 8  # steps (the residual of the last is free), residuals
-
-
-class Interrupting:
-    """Wraps an operator and raises after a number of products, like a killed job."""
-
-    def __init__(self, operator, after):
-        self.operator, self.after = operator, after
-
-    def __getattr__(self, name):
-        return getattr(self.operator, name)
-
-    def matvec(self, v):
-        if self.operator.n_hvp >= self.after:
-            raise KeyboardInterrupt
-        return self.operator.matvec(v)
 
 
 def test_resumed_run_equals_uninterrupted(saddle_operator, tmp_path):

@@ -16,6 +16,24 @@ def test_convnet_depth_parameter_count(width, depth, count):
     assert count_parameters(build_model("convnet_depth", 100, (3, 32, 32), width=width, depth=depth)) == count
 
 
+def test_original_head_pool_sees_only_the_top_left_at_depth_0():
+    """hess/nets/convnet.py ends in MaxPool2d(4 * 2 * (3 - depth)) below depth 3: at depth 0 a
+    24 x 24 window of the 32 x 32 map, blind to the bottom-right; global pooling is not."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 3, 32, 32)
+    corner = x.clone()
+    corner[..., 26:, 26:] = 10.0  # inputs beyond the window's receptive field (24 + 1 for the 3x3 conv)
+    for depth, blind in ((0, True), (1, False), (2, False), (3, False)):
+        original = build_model("convnet_depth", 10, (3, 32, 32), width=4, depth=depth, head_pool="original").eval()
+        pooled = build_model("convnet_depth", 10, (3, 32, 32), width=4, depth=depth).eval()
+        pooled.load_state_dict(original.state_dict())
+        with torch.no_grad():
+            assert torch.equal(original(x), original(corner)) == blind
+            assert torch.equal(original(corner), pooled(corner)) == (depth > 0)
+    with pytest.raises(NeffError, match="needs 32 x 32 inputs"):
+        build_model("convnet_depth", 10, (1, 8, 8), width=4, depth=0, head_pool="original")
+
+
 def test_lenet_parameter_count():
     assert count_parameters(build_model("lenet", 10, (3, 32, 32))) == 62_006
 

@@ -37,6 +37,19 @@ def test_augmentation_crops_and_flips():
     assert set(out.unique().tolist()) <= set(images.unique().tolist()) | {0.0}
 
 
+def test_crops_pad_with_black_as_torchvision_does_before_normalising():
+    """RandomCrop(32, padding=4) pads the raw image with 0, then Normalize: after normalisation
+    the border is (0 - mean) / std per channel, not 0."""
+    mean, std = torch.tensor([0.4914, 0.4822, 0.4465]), torch.tensor([0.2023, 0.1994, 0.2010])
+    raw = 0.1 + 0.9 * torch.rand(64, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    normalised = (raw - mean.view(3, 1, 1)) / std.view(3, 1, 1)
+    out = augment_images(normalised, torch.Generator().manual_seed(0), fill=(-mean / std).tolist())
+    back = out * std.view(3, 1, 1) + mean.view(3, 1, 1)
+    black = back.abs() < 1e-5
+    assert black.any() and (black.all(1) | ~black.any(1)).all()  # whole black pixels, all channels
+    assert (back[~black] >= 0.1 - 1e-5).all()  # everything else is the image
+
+
 class Killed(Exception):
     pass
 

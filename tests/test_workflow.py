@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -62,15 +63,17 @@ MODEL_RULES = ("data", "train", "spectrum", "table", "figure", "all")
 
 
 def test_plan_of_the_default_config(default_plan):
-    # 23 digits MLPs (Figures 1-2 share 6), 5 two-spirals MLPs, one LeNet: each trained once
-    # and its spectrum computed once (the spirals study's net is one of the 5)
-    assert planned(default_plan, *MODEL_RULES) == {"data": 3, "train": 29, "spectrum": 29, "table": 4,
+    # 23 digits MLPs (Figures 1-2 share 6), 16 two-spirals MLPs (5 widths x 2 seeds, 4 depths x 2
+    # seeds, sharing width 20 at depth 4; the study's net is one of them), one LeNet: each
+    # trained once and its spectrum computed once
+    assert planned(default_plan, *MODEL_RULES) == {"data": 3, "train": 40, "spectrum": 40, "table": 4,
                                                    "figure": 3, "all": 1}
 
 
 def test_plan_of_the_paper_config(paper_plan):
-    # 64 ResNet18 widths + 16 x 9 ConvNetDepth models; 15 two-spirals nets; one CIFAR-10 LeNet
-    assert planned(paper_plan, *MODEL_RULES) == {"data": 3, "train": 224, "spectrum": 224, "table": 4,
+    # 64 ResNet18 widths + 16 x 9 ConvNetDepth models; 490 two-spirals nets (29 widths x 5
+    # repeats + 14 depths x 25 repeats, sharing width 20 at depth 4 for seeds 0-4); one LeNet
+    assert planned(paper_plan, *MODEL_RULES) == {"data": 3, "train": 699, "spectrum": 699, "table": 4,
                                                  "figure": 3, "all": 1}
 
 
@@ -135,27 +138,43 @@ def test_tiny_real_run_through_every_rule(tiny_run):
 
 @pytest.mark.parametrize("grid", ["width", "width_depth"])
 def test_long_tables_hold_the_models_own_numbers(tiny_run, grid):
-    """Every row of a table against the model's own final.json and N_eff recomputed from its
-    spectrum; one row per (model, z, estimator); z exactly the experiment's."""
+    """Every row of a table against the model's own final.json and its spectrum file: one row
+    per (model, z, estimator); the certified top-k sum recomputed from the eigenvalues, the
+    paper's estimator from the Lanczos coefficients, and the headline (slq) never a truncated
+    sum: a finite interval, at least the top-k sum, more where the tail is not negligible."""
     spec = TINY["experiments"]["double_descent"]
     table = pd.read_csv(tiny_run / "results" / "tables" / "double_descent" / f"{grid}.csv")
     points = {(w, d) for w in spec["grids"][grid]["width"] for d in spec["grids"][grid]["depth"]}
-    assert len(table) == len(points) * len(spec["effdim"]["z"])
-    assert set(table["estimator"]) == {"certified"} and (table["grid"] == grid).all()
+    assert len(table) == 3 * len(points) * len(spec["effdim"]["z"])
+    assert set(table["estimator"]) == {"slq", "certified", "paper"} and (table["grid"] == grid).all()
     for row in table.itertuples():
         folder = tiny_run / MODELS / f"model~{row.model}" / f"width~{row.width}" / f"depth~{row.depth}" / "seed~0"
         final = json.loads((folder / "final.json").read_text())
         assert (row.num_params, row.test_loss, row.train_loss) == (
             final["num_params"], pytest.approx(final["test_loss"], rel=1e-12), pytest.approx(final["train_loss"], rel=1e-12))
         spectrum = load_spectrum(folder / "spectrum.npz")
-        assert row.value == pytest.approx(effective_dimension(spectrum["eigenvalues"], row.z), rel=1e-12)
-        assert row.lower == row.value <= row.upper and row.num_converged == spectrum["converged"].sum()
-        assert row.k == spec["spectrum"]["k"]
+        assert row.num_converged == spectrum["converged"].sum() and row.k == spec["spectrum"]["k"]
+        if row.estimator == "certified":
+            assert row.value == pytest.approx(effective_dimension(spectrum["eigenvalues"], row.z), rel=1e-12)
+            assert row.lower == row.value <= row.upper and row.interval == "bound"
+        elif row.estimator == "paper":
+            alpha, beta = np.array(spectrum["record"]["eigen"]["tridiagonal"])[:, :spec["spectrum"]["paper_steps"]]
+            ritz = np.linalg.eigvalsh(np.diag(alpha) + np.diag(beta[:-1], 1) + np.diag(beta[:-1], -1))
+            assert row.value == pytest.approx(np.sum([t / (t + row.z) for t in ritz if t > 0 and t != 1.0]), rel=1e-9)
+            assert np.isnan(row.lower) and np.isnan(row.upper)
+        else:
+            top_k = table[(table.estimator == "certified") & (table.width == row.width) & (table.depth == row.depth)
+                          & (table.z == row.z)].iloc[0]
+            assert np.isfinite(row.lower) and row.lower < row.value < row.upper
+            assert row.value >= top_k.value and row.upper >= top_k.lower and row.lower <= top_k.upper
+            if top_k.upper - top_k.lower > 1:  # the tail is not negligible: the headline carries it
+                assert row.value > top_k.value + 0.1
     assert {(row.width, row.depth) for row in table.itertuples()} == points
     assert sorted(table["z"].unique()) == spec["effdim"]["z"]
     correlations = pd.read_csv(tiny_run / "results" / "tables" / "double_descent" / f"{grid}.correlations.csv")
     assert set(correlations["measure"]) == {"neff", "num_params"}
     assert sorted(correlations.dropna(subset=["z"])["z"].unique()) == spec["effdim"]["z"]
+    assert set(correlations["estimator"].dropna()) >= {"slq", "certified", "paper"}
 
 
 def test_every_job_writes_its_log(tiny_run):
@@ -200,6 +219,38 @@ def test_killed_training_job_resumes(tmp_path):
     resumed = [json.loads(line) for line in log.read_text().splitlines()[before:] if line.startswith("{")]
     assert resumed[0]["epoch"] > 1 and resumed[-1]["epoch"] == 400  # continued, not restarted
     assert len(pd.read_csv(model / "metrics.csv")) == 400
+
+
+def test_killed_spectrum_job_resumes(tmp_path):
+    """A spectrum job killed once its product log holds products resumes from it: the rerun
+    computes fewer products than a fresh run of the same job and gets the same spectrum."""
+    spectrum = {"batch_size": 16, "tol": 1.0e-12, "max_steps": 200, "paper_steps": 20, "probes": 4, "probe_steps": 10}
+    config = experiment("double_descent", spectrum=spectrum)
+    model = tmp_path / MODELS / "model~mlp" / "width~4" / "depth~1" / "seed~0"
+    target = str(model.relative_to(tmp_path) / "spectrum.npz")
+    assert snakemake(tmp_path, "--cores", "1", str(model.relative_to(tmp_path) / "model.pt"),
+                     config=config).returncode == 0
+    job = subprocess.Popen(snakemake_command(tmp_path, "--cores", "1", target, config=config),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    products = model / "spectrum.ckpt.products.pt"
+    deadline = time.time() + 120
+    while not products.exists() and time.time() < deadline and job.poll() is None:
+        time.sleep(0.02)
+    assert products.exists(), "the spectrum job never saved its products"
+    os.killpg(job.pid, signal.SIGTERM)  # as a cluster scheduler stops a job
+    job.wait(60)
+    assert not (model / "spectrum.npz").exists() and products.exists()
+    done = snakemake(tmp_path, "--cores", "1", target, config=config)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not list(model.glob("spectrum.ckpt.*"))  # checkpoints removed once the job is done
+    resumed, resumed_file = json.loads((model / "spectrum.json").read_text()), load_spectrum(model / "spectrum.npz")
+    (model / "spectrum.npz").unlink()
+    fresh = snakemake(tmp_path, "--cores", "1", target, config=config)  # no checkpoint left: from scratch
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    full, full_file = json.loads((model / "spectrum.json").read_text()), load_spectrum(model / "spectrum.npz")
+    assert full["n_hvp"] - resumed["n_hvp"] >= 10  # the saved products were replayed, not recomputed
+    np.testing.assert_allclose(resumed_file["eigenvalues"], full_file["eigenvalues"], rtol=1e-9)
+    np.testing.assert_allclose(resumed_file["quadrature"].nodes, full_file["quadrature"].nodes, rtol=1e-6, atol=1e-9)
 
 
 def test_offline_download_error(tmp_path):

@@ -9,8 +9,8 @@ BAYES_RULES = ("blr", "bnn", "bnn_table", "random_features", "figure_contraction
 
 
 def test_plans_include_the_bayes_rules(default_plan, paper_plan):
-    assert planned(default_plan, *BAYES_RULES) == dict.fromkeys(BAYES_RULES, 1) | {"bnn": 3}
-    assert planned(paper_plan, *BAYES_RULES) == dict.fromkeys(BAYES_RULES, 1) | {"bnn": 50}  # 10 sizes x 5 trials
+    assert planned(default_plan, *BAYES_RULES) == dict.fromkeys(BAYES_RULES, 1) | {"bnn": 4}
+    assert planned(paper_plan, *BAYES_RULES) == dict.fromkeys(BAYES_RULES, 1) | {"bnn": 95}  # 19 sizes x 5 trials
 
 
 def test_tiny_real_run_of_figures_4_and_8(tiny_run):
@@ -19,8 +19,12 @@ def test_tiny_real_run_of_figures_4_and_8(tiny_run):
     blr = pd.read_csv(tiny_run / "results/tables/fig4_blr.csv")
     assert list(blr["n"]) == list(range(41)) and blr["param_neff"].iloc[0] == 20 * 3 / 8
     bnn = pd.read_csv(tiny_run / "results/tables/fig4_bnn.csv")
-    assert len(bnn) == 4 and (bnn["num_params"] == 3 + 9 + 3).all()
+    # inputs (1, x, x^2), two hidden layers of 3, no biases, and the noise precision
+    assert len(bnn) == 4 and (bnn["num_params"] == 3 * 3 + 3 * 3 + 3 + 1).all()
     record = json.loads((tiny_run / "results/bayes/bnn/size~12/trial~1.json").read_text())
     assert record["size"] == 12 and record["bnn"]["samples"] == 10 and "git_commit" in record
     features = pd.read_csv(tiny_run / "results/tables/fig8.csv")
     assert sorted(features["d"].unique()) == [10, 20, 30, 40, 50] and len(features) == 10
+    assert features["train_error"].between(0, 1).all() and (features.loc[features["d"] >= 30, "train_error"] < 1e-9).all()
+    grid = pd.read_csv(tiny_run / "results/tables/fig8_grid.csv")
+    assert sorted(grid["d"].unique()) == sorted(grid["n"].unique()) == [10, 30] and len(grid) == 4

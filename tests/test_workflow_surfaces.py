@@ -19,15 +19,15 @@ SPIRALS_TARGETS = [f"results/figures/spirals_{name}.pdf" for name in ("surfaces"
 
 
 def test_plan_of_the_default_config(default_plan):
-    # 5 spirals planes in 1 chunk each, 2 digits planes in 2 chunks each
+    # 6 spirals planes in 1 chunk each, 2 digits planes in 2 chunks each
     assert planned(default_plan, *STUDY_RULES) == {
-        "surfaces_directions": 2, "surfaces_chunk": 9, "surfaces_join": 2, "surfaces_sweep": 1,
+        "surfaces_directions": 2, "surfaces_chunk": 10, "surfaces_join": 2, "surfaces_sweep": 1,
         "surfaces_boundaries": 1, "figure_surfaces": 2, "figure_boundaries": 1, "figure_perturbations": 1}
 
 
 def test_plan_of_the_paper_config(paper_plan):
     counts = planned(paper_plan, *STUDY_RULES)
-    assert counts["surfaces_chunk"] == 5 * 8 + 2 * 25 and counts["surfaces_join"] == 2
+    assert counts["surfaces_chunk"] == 6 * 8 + 2 * 25 and counts["surfaces_join"] == 2
     assert "results/studies/homogeneity/sweep.csv" in paper_plan
     assert "results/homogeneity/models/model~lenet/width~0/depth~0/seed~0/spectrum.npz" in paper_plan
 
@@ -41,6 +41,15 @@ def test_tiny_real_run_of_the_spirals_study_and_a_rerun_of_one_lost_chunk(tmp_pa
     surfaces = pd.read_csv(tmp_path / SPIRALS / "surfaces.csv")
     planes = TINY["studies"]["spirals"]["planes"]
     assert len(surfaces) == len(planes) * 25 and set(surfaces["plane"]) == set(planes)
+    # decision maps: trained, bottom, top, then the classifier grids (norms 0 .. max, fresh directions)
+    maps = np.load(tmp_path / SPIRALS / "boundaries.npz")
+    grids = TINY["studies"]["spirals"]["boundaries"]["grids"]
+    assert maps["rows"].tolist() == [0, 1, 2] + [3] * grids["steps"] + [4] * grids["steps"]
+    for first in (3, 3 + grids["steps"]):  # norm 0 is the trained net itself
+        np.testing.assert_array_equal(maps["probabilities"][first], maps["probabilities"][0])
+        assert maps["homogeneity"][first] == 1 and "norm 0\n" in str(maps["titles"][first])
+    assert f"norm {grids['top_norm']:g}" in str(maps["titles"][2 + grids["steps"]])
+    assert not np.array_equal(maps["probabilities"][2 + grids["steps"]], maps["probabilities"][0])
     centre = surfaces[(surfaces["a"] == 0) & (surfaces["b"] == 0)]
     final = json.loads((tmp_path / SPIRALS_MODEL / "final.json").read_text())
     assert centre["loss"].to_numpy() == pytest.approx(final["train_loss"], rel=1e-5)  # every plane

@@ -204,12 +204,17 @@ def bnn_effective_dimensions(net: nn.Module, x: torch.Tensor, y: torch.Tensor, n
                              seed: int = 0, prior_scale: float = 1.0, precision=(3.0, 1.0),
                              max_tree_depth: int = 10, z_param: float = 1.0, z_function: float = 1e-10,
                              map_steps: int = 500) -> dict:
-    """The three views of a BNN at one training set, side by side:
+    """The views of a BNN at one training set, side by side:
 
-    * ``param_neff``: N_eff(z_param) of the second moment of the NUTS parameter draws; it
-      falls from its prior value p s^2 / (s^2 + z_param) (s = prior_scale) as the data pin
-      down directions. S draws span at most S directions: a warning says when S < p;
-    * ``function_neff``: N_eff(z_function) of the covariance of the draws' predictions at x;
+    * ``param_neff``: N_eff(z_param) of the second moment of the NUTS draws of every parameter
+      (the weights and, when sampled, the noise precision, as the original stacks them); it
+      falls from its prior value as the data pin down directions. S draws span at most S
+      directions: a warning says when S < p;
+    * ``function_neff``: N_eff(z_function) of the covariance of the draws' predictions net(x);
+    * ``function_neff_original``: the original notebook's variant, kept to compare with the
+      published curve: the covariance of predictive draws (net(x) plus the draw's observation
+      noise) whose SQUARED singular values, divided by S - 1, are taken as eigenvalues (a quirk:
+      eigenvalue^2 / (S - 1), not the covariance's eigenvalues);
     * ``hessian_neff``: N_eff(1 / prior_scale^2) of the likelihood Hessian at the MAP
       network (L-BFGS from the last draw, noise precision at its posterior mean): the number
       of directions the data determine, which rises as ``param_neff`` falls; its negative
@@ -217,17 +222,22 @@ def bnn_effective_dimensions(net: nn.Module, x: torch.Tensor, y: torch.Tensor, n
 
     ``net`` ends at the MAP parameters."""
     samples = sample_posterior(net, x, y, num_samples, warmup, seed, prior_scale, precision, max_tree_depth)
-    if num_samples < samples.layout.size:
-        warnings.warn(f"{num_samples} draws span at most {num_samples} of {samples.layout.size} parameter "
+    params = torch.cat([samples.params, samples.precision[:, None]], 1) if _sampled(precision) else samples.params
+    if num_samples < params.shape[1]:
+        warnings.warn(f"{num_samples} draws span at most {num_samples} of {params.shape[1]} parameter "
                       "directions, so param_neff is biased low; draw more samples than parameters", stacklevel=2)
     with torch.no_grad():
         predictions = samples.predictions(net, x)
+        noise = torch.randn(predictions.shape, generator=torch.Generator().manual_seed(seed), dtype=predictions.dtype)
+        predictive = predictions + noise * samples.precision[:, None].to(predictions.dtype).rsqrt()
+    quirk = np.linalg.svd(np.atleast_2d(np.cov(predictive.double().numpy().T)), compute_uv=False) ** 2 / (num_samples - 1)
     tau = float(samples.precision.mean())
     map_network(net, x, y, tau, prior_scale, start=samples.params[-1], steps=map_steps)
     curvature = likelihood_hessian_eigenvalues(net, x, y, tau)
-    return {"num_params": samples.layout.size, "num_samples": num_samples,
-            "param_neff": effective_dimension(sample_eigenvalues(samples.params, center=False), z_param),
+    return {"num_params": params.shape[1], "num_samples": num_samples,
+            "param_neff": effective_dimension(sample_eigenvalues(params, center=False), z_param),
             "function_neff": effective_dimension(sample_eigenvalues(predictions, center=True), z_function),
+            "function_neff_original": effective_dimension(quirk, z_function),
             "hessian_neff": effective_dimension(curvature, 1 / prior_scale ** 2),
             "hessian_negative": int(np.sum(curvature < 0)),
             "precision_mean": tau}

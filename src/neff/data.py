@@ -23,10 +23,11 @@ class Dataset:
     name: str
     train: TensorDataset
     test: TensorDataset
-    num_classes: int  # 1 output for regression
+    num_classes: int  # the model's outputs: 1 for regression and for binary (one logit)
     input_shape: tuple[int, ...]
-    task: str  # "classification" or "regression"
+    task: str  # "classification", "binary" or "regression"
     corrupted: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    black: tuple[float, ...] | None = None  # a black pixel after normalisation: what random crops pad with
 
     def loader(self, split: str = "train", batch_size: int = 128, shuffle: bool = False,
                seed: int = 0) -> DataLoader:
@@ -38,8 +39,28 @@ class Dataset:
                           generator=generator)
 
     def loss_fn(self):
-        """Cross-entropy for classification, mean squared error for regression."""
-        return torch.nn.CrossEntropyLoss() if self.task == "classification" else torch.nn.MSELoss()
+        """Cross-entropy for classification, binary cross-entropy on one logit for binary, mean
+        squared error for regression."""
+        return {"classification": torch.nn.CrossEntropyLoss, "binary": BinaryCrossEntropy}.get(
+            self.task, torch.nn.MSELoss)()
+
+
+class BinaryCrossEntropy(torch.nn.Module):
+    """Binary cross-entropy with logits on one output per example and integer 0/1 labels (the
+    original's BCEWithLogitsLoss on (N, 1) outputs), mean over the batch."""
+
+    def forward(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.binary_cross_entropy_with_logits(outputs[..., 0], labels.to(outputs.dtype))
+
+
+def predicted_labels(outputs: torch.Tensor) -> torch.Tensor:
+    """Class predictions of outputs (..., C): argmax, or logit > 0 for one output (binary)."""
+    return outputs.argmax(-1) if outputs.shape[-1] > 1 else (outputs[..., 0] > 0).long()
+
+
+def positive_probability(outputs: torch.Tensor) -> torch.Tensor:
+    """The probability of class 1 of a two-class model: softmax of two logits or sigmoid of one."""
+    return outputs.softmax(-1)[..., 1] if outputs.shape[-1] > 1 else outputs[..., 0].sigmoid()
 
 
 def _split(x: np.ndarray, y: np.ndarray, test_size: int, seed: int) -> tuple[TensorDataset, TensorDataset]:
@@ -58,19 +79,25 @@ def digits(seed: int = 0) -> Dataset:
     return Dataset("digits", train, test, 10, (1, 8, 8), "classification")
 
 
+def spiral_arms(points_per_class: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The original's two spirals (hess ``twospirals``, e.g. g-benton/hessian-eff-dim, branch
+    anonymous, notebooks/two_spirals.ipynb): angle t = sqrt(U(0, 1)) x 600 degrees (in radians),
+    arm (-1.5 t cos t, 1.5 t sin t) + N(0, noise^2) per coordinate (drawn after every angle, x
+    then y), the second class its mirror image -arm; raw scale. Points (2 p, 2), labels (2 p,)."""
+    turn = np.sqrt(rng.random((points_per_class, 1))) * 600 * 2 * math.pi / 360
+    dx = -1.5 * np.cos(turn) * turn + rng.standard_normal((points_per_class, 1)) * noise
+    dy = 1.5 * np.sin(turn) * turn + rng.standard_normal((points_per_class, 1)) * noise
+    arm = np.hstack([dx, dy])
+    return np.vstack([arm, -arm]), np.repeat([0, 1], points_per_class)
+
+
 def spirals(seed: int = 0, points_per_class: int = 500, noise: float = 1.3) -> Dataset:
-    """Two interleaved spirals (up to 780 degrees), uniform noise of width ``noise``, scaled
-    by 1/10: 2 x ``points_per_class`` training points (the paper's 500 per class, noise 1.3),
-    drawn with as many again that are held out for test."""
-    rng = np.random.default_rng(seed)
-    drawn = 2 * points_per_class  # per class: training and test
-    turn = np.sqrt(rng.random(2 * drawn)) * 780 * 2 * math.pi / 360
-    arm = np.stack([-np.cos(turn) * turn, np.sin(turn) * turn], axis=1)
-    arm += rng.random(arm.shape) * noise
-    labels = np.repeat([0, 1], drawn)
-    arm[labels == 1] *= -1
-    train, test = _split((arm / 10).astype(np.float32), labels.astype(np.int64), drawn, seed)
-    return Dataset("spirals", train, test, 2, (2,), "classification")
+    """:func:`spiral_arms` with the paper's 500 points per class and noise 1.3 for training, as
+    many again drawn and held out for test; one logit per point and binary cross-entropy, as
+    the original (task ``binary``)."""
+    points, labels = spiral_arms(2 * points_per_class, noise, np.random.default_rng(seed))
+    train, test = _split(points.astype(np.float32), labels.astype(np.int64), 2 * points_per_class, seed)
+    return Dataset("spirals", train, test, 1, (2,), "binary")
 
 
 def regression_points(size: int, seed: int = 0, noise: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
@@ -81,18 +108,37 @@ def regression_points(size: int, seed: int = 0, noise: float = 0.1) -> tuple[np.
     return x.astype(np.float32), y.astype(np.float32)
 
 
+def bnn_regression_points(size: int, noise: float = 0.05, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The original's BNN data (g-benton/hessian-eff-dim, branch anonymous,
+    notebooks/bnn_regression_varying_dimensionality.ipynb, ``get_data``): x = linspace(-1, 1, N),
+    inputs X = (1, x, x^2), y = X W + 0.5 (0.5 + x)^2 sin(4x) + N(0, noise^2) with W ~ 0.5 N(0, I_3),
+    drawn in that order from numpy's legacy generator seeded ``seed`` (the original's draws for
+    seed 0); y centred and divided by its standard deviation. X (N, 3), y (N, 1), float32."""
+    rng = np.random.RandomState(seed)
+    x = np.linspace(-1, 1, size)
+    inputs = x[:, None] ** np.arange(3)
+    weights = 0.5 * rng.randn(3)
+    y = inputs @ weights + 0.5 * (0.5 + x) ** 2 * np.sin(4 * x) + noise * rng.randn(size)
+    y = (y - y.mean()) / y.std()
+    return inputs.astype(np.float32), y[:, None].astype(np.float32)
+
+
 def regression(seed: int = 0, size: int = 400, noise: float = 0.1) -> Dataset:
     """:func:`regression_points`, a quarter held out for test."""
     train, test = _split(*regression_points(size, seed, noise), size // 4, seed)
     return Dataset("regression", train, test, 1, (1,), "regression")
 
 
-CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+# CIFAR-10's channel means and standard deviations; the original's Figure 1-2 code used the
+# same means with (0.2023, 0.1994, 0.2010), its appendix 0.5 and 0.5 (set per experiment)
+CIFAR_NORMALIZATION = {"mean": (0.4914, 0.4822, 0.4465), "std": (0.2470, 0.2435, 0.2616)}
 
 
-def cifar(num_classes: int = 10, root: str | Path = "resources/data", download: bool = True, seed: int = 0) -> Dataset:
+def cifar(num_classes: int = 10, root: str | Path = "resources/data", download: bool = True, seed: int = 0,
+          normalization: dict | None = None) -> Dataset:
     """CIFAR-10 or CIFAR-100 via torchvision (downloaded into ``root`` when missing), scaled
-    to [0, 1] and normalised per channel. Offline, one error says where to put the archive;
+    to [0, 1] and normalised per channel by ``normalization`` {"mean": 3 values, "std": 3
+    values} (default: CIFAR_NORMALIZATION). Offline, one error says where to put the archive;
     a failed download leaves no partial archive behind."""
     import torchvision
     cls = torchvision.datasets.CIFAR10 if num_classes == 10 else torchvision.datasets.CIFAR100
@@ -108,14 +154,16 @@ def cifar(num_classes: int = 10, root: str | Path = "resources/data", download: 
         raise NeffError(f"CIFAR-{num_classes} {state} in {root} and could not be "
                         f"{'downloaded' if download else 'loaded'} ({type(err).__name__}); place "
                         f"{cls.filename} from {cls.url} (md5 {cls.tgz_md5}) in {root} and rerun") from None
-    mean = torch.tensor(CIFAR_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CIFAR_STD).view(1, 3, 1, 1)
+    normalization = normalization or CIFAR_NORMALIZATION
+    mean = torch.tensor(normalization["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(normalization["std"]).view(1, 3, 1, 1)
 
     def tensors(split):
         x = torch.from_numpy(split.data).permute(0, 3, 1, 2).float() / 255
         return TensorDataset((x - mean) / std, torch.tensor(split.targets, dtype=torch.int64))
+    black = tuple((-mean / std).flatten().tolist())  # torchvision's RandomCrop pads the raw image with 0
     return Dataset(f"cifar{num_classes}", tensors(splits[0]), tensors(splits[1]), num_classes, (3, 32, 32),
-                   "classification")
+                   "classification", black=black)
 
 
 def corrupt_labels(labels: torch.Tensor, num_classes: int, fraction: float, seed: int):
@@ -136,25 +184,28 @@ DATASETS = (*SYNTHETIC, "cifar10", "cifar100")
 
 
 def load_dataset(name: str, seed: int = 0, subset: int | None = None, label_noise: float = 0.0,
-                 root: str | Path = "resources/data", download: bool = True) -> Dataset:
+                 root: str | Path = "resources/data", download: bool = True,
+                 normalization: dict | None = None) -> Dataset:
     """A dataset by name; ``subset`` keeps the first training examples; ``label_noise``
     corrupts that fraction of the training labels (seeded, recorded in ``.corrupted``);
-    ``root``/``download``: where CIFAR lives and whether torchvision may fetch it."""
+    ``root``/``download``/``normalization``: where CIFAR lives, whether torchvision may fetch
+    it, and its channel normalisation (see :func:`cifar`)."""
     if name not in DATASETS:
         raise NeffError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if name in SYNTHETIC:
         data = SYNTHETIC[name](seed=seed)
     else:
-        data = cifar(int(name.removeprefix("cifar")), root=root, download=download, seed=seed)
+        data = cifar(int(name.removeprefix("cifar")), root=root, download=download, seed=seed,
+                     normalization=normalization)
     if subset is not None:
         if subset < 1:
             raise NeffError(f"subset={subset} must be a positive number of examples")
         data.train = TensorDataset(*(t[:subset] for t in data.train.tensors))
     if label_noise:
-        if data.task != "classification":
+        if data.task == "regression":
             raise NeffError(f"label_noise applies to classification; {name} is a regression dataset")
         inputs, labels = data.train.tensors
-        noisy, data.corrupted = corrupt_labels(labels, data.num_classes, label_noise, seed)
+        noisy, data.corrupted = corrupt_labels(labels, max(data.num_classes, 2), label_noise, seed)
         data.train = TensorDataset(inputs, noisy)
     return data
 
@@ -164,7 +215,7 @@ def save_dataset(data: Dataset, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         torch.save({"name": data.name, "train": list(data.train.tensors), "test": list(data.test.tensors),
                     "num_classes": data.num_classes, "input_shape": list(data.input_shape), "task": data.task,
-                    "corrupted": torch.as_tensor(data.corrupted)}, tmp)
+                    "corrupted": torch.as_tensor(data.corrupted), "black": data.black}, tmp)
 
 
 def read_dataset(path: str | Path) -> Dataset:
@@ -173,4 +224,5 @@ def read_dataset(path: str | Path) -> Dataset:
         raise NeffError(f"prepared dataset {path} does not exist; prepare it first")
     state = torch.load(path, map_location="cpu", weights_only=True)
     return Dataset(state["name"], TensorDataset(*state["train"]), TensorDataset(*state["test"]),
-                   state["num_classes"], tuple(state["input_shape"]), state["task"], state["corrupted"].numpy())
+                   state["num_classes"], tuple(state["input_shape"]), state["task"], state["corrupted"].numpy(),
+                   state.get("black"))

@@ -22,16 +22,17 @@ Estimators (``estimate_effective_dimension``), side by side:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-from .eigen import EigenResult, lanczos, start_vector, top_eigenpairs
+from .eigen import EigenResult, ExtendableLanczos, start_vector, top_eigenpairs
 from .errors import NeffError
 from .linear import as_operator
 from .hessian import CurvatureOperator
 from .productlog import ProductLog
-from .quadrature import slq
+from .quadrature import Quadrature, slq
 
 NEGATIVE = ("clip", "abs", "raise")
 ESTIMATORS = ("slq", "certified", "paper")
@@ -129,14 +130,48 @@ def certified_bounds(eigen: EigenResult, z, negative: str = "clip") -> tuple[np.
 
 
 def paper_ritz_values(operator: CurvatureOperator, steps: int = 100, seed: int = 0) -> np.ndarray:
-    """The m Ritz values of one plain Lanczos run from a seeded random start, as the seed used."""
+    """The m Ritz values of one plain Lanczos run from a seeded random start, as the seed used
+    (the same run as ``top_eigenpairs(..., seed=seed)``: equal to its ``ritz(steps)``)."""
+    operator = as_operator(operator)
     n = operator.num_params
     log = ProductLog(operator, seed, total=steps)
     try:
-        _, t = lanczos(log, n, steps, start_vector(n, seed, operator.device))
+        run = ExtendableLanczos(log, start_vector(n, seed, operator.device), steps)
+        run.extend(steps)
     finally:
         log.close()
-    return np.linalg.eigvalsh(t[0].cpu().numpy())
+    return np.linalg.eigvalsh(run.tridiagonal(run.steps).numpy())
+
+
+def slq_bounds(eigen: EigenResult, rule: Quadrature, z, confidence: float = 0.95,
+               negative: str = "clip") -> tuple[np.ndarray, ...]:
+    """(value, lower, upper, num_negative) of N_eff: the converged top eigenvalues of ``eigen``
+    exactly, plus the SLQ ``rule`` of the operator deflated by their eigenvectors (one Gauss rule
+    per probe), with a Student-t ``confidence`` interval over the probes; ``num_negative``
+    counts the negative top eigenvalues and estimates the deflated part's."""
+    num_samples = rule.nodes.shape[0]
+    if num_samples < 2:
+        raise NeffError(f"{num_samples} SLQ probe gives no confidence interval; use at least 2")
+    zs = as_z(z)
+    keep = np.flatnonzero(eigen.converged)
+    exact = positive_part(eigen.eigenvalues[keep], negative)
+    nodes = _saturation(positive_part(rule.nodes, negative), zs).reshape(len(zs), *rule.nodes.shape)
+    samples = (rule.weights[None] * nodes).sum(axis=-1)  # (z, probes)
+    half = stats.t.ppf(0.5 + confidence / 2, num_samples - 1) * samples.std(axis=1, ddof=1) / np.sqrt(num_samples)
+    value = _saturation(exact, zs).sum(axis=1) + samples.mean(axis=1)
+    num_negative = float(np.sum(eigen.eigenvalues[keep] < 0) + rule.samples(lambda x: (x < 0) * 1.0).mean())
+    return value, value - half, value + half, num_negative
+
+
+def deflated_slq(operator: CurvatureOperator, eigen: EigenResult, num_samples: int = 10, steps: int = 20,
+                 seed: int = 0, checkpoint: str | Path | None = None) -> Quadrature:
+    """SLQ rules of ``operator`` deflated by the converged eigenvectors of ``eigen`` (the part
+    :func:`slq_bounds` estimates); ``checkpoint`` as in :func:`neff.quadrature.slq`."""
+    if eigen.eigenvectors is None:
+        raise NeffError("the slq estimate deflates the top eigenvectors; compute them with "
+                        "top_eigenpairs(..., return_eigenvectors=True)")
+    basis = eigen.eigenvectors[:, np.flatnonzero(eigen.converged)]
+    return slq(operator, num_samples, steps, seed=seed, basis=basis, checkpoint=checkpoint)
 
 
 def estimate_effective_dimension(operator: CurvatureOperator, z, method: str = "slq", *,
@@ -174,19 +209,9 @@ def estimate_effective_dimension(operator: CurvatureOperator, z, method: str = "
                               operator.num_params, {"eigen": eigen.record()})
     if num_samples < 2:
         raise NeffError(f"num_samples={num_samples} must be at least 2 for a confidence interval")
-    if eigen.eigenvectors is None:
-        raise NeffError("the slq estimate deflates the top eigenvectors; compute them with "
-                        "top_eigenpairs(..., return_eigenvectors=True)")
-    keep = np.flatnonzero(eigen.converged)
-    exact = positive_part(eigen.eigenvalues[keep], negative)
-    basis = eigen.eigenvectors[:, keep]
-    rule = slq(operator, num_samples, steps, seed=seed + 1, basis=basis)
-    nodes = _saturation(positive_part(rule.nodes, negative), zs).reshape(len(zs), *rule.nodes.shape)
-    samples = (rule.weights[None] * nodes).sum(axis=-1)  # (z, probes)
-    half = stats.t.ppf(0.5 + confidence / 2, num_samples - 1) * samples.std(axis=1, ddof=1) / np.sqrt(num_samples)
-    value = _saturation(exact, zs).sum(axis=1) + samples.mean(axis=1)
-    num_negative = float(np.sum(eigen.eigenvalues[keep] < 0) + rule.samples(lambda x: (x < 0) * 1.0).mean())
-    return EffDimEstimate(zs, value, value - half, value + half, method, spent + operator.n_hvp - before,
+    rule = deflated_slq(operator, eigen, num_samples, steps, seed=seed + 1)
+    value, lower, upper, num_negative = slq_bounds(eigen, rule, zs, confidence, negative)
+    return EffDimEstimate(zs, value, lower, upper, method, spent + operator.n_hvp - before,
                           num_negative, operator.num_params,
-                          {"confidence": confidence, "deflated": int(len(keep)), "num_samples": num_samples,
-                           "steps": steps, "eigen": eigen.record()})
+                          {"confidence": confidence, "deflated": int(eigen.converged.sum()),
+                           "num_samples": num_samples, "steps": steps, "eigen": eigen.record()})

@@ -51,6 +51,16 @@ class EigenResult:
     steps: int = 0
     ritz_values: np.ndarray = field(default_factory=lambda: np.empty(0))
     eigenvectors: torch.Tensor | None = None
+    tridiagonal: np.ndarray = field(default_factory=lambda: np.empty((2, 0)))
+
+    def ritz(self, m: int) -> np.ndarray:
+        """The Ritz values (ascending) of the first ``m`` steps of the Lanczos run behind this
+        result: the values a plain m-step Lanczos run from the same start would give."""
+        if not 1 <= m <= self.tridiagonal.shape[1]:
+            raise NeffError(f"this result holds {self.tridiagonal.shape[1]} Lanczos steps, not {m}; "
+                            f"compute it with top_eigenpairs(..., min_steps={m})")
+        alpha, beta = self.tridiagonal[:, :m]
+        return np.linalg.eigvalsh(np.diag(alpha) + np.diag(beta[:-1], 1) + np.diag(beta[:-1], -1))
 
     @property
     def k(self) -> int:
@@ -67,7 +77,7 @@ class EigenResult:
                 "norm_estimate": self.norm_estimate, "n_hvp": self.n_hvp,
                 "wall_time": self.wall_time, "method": self.method, "which": self.which,
                 "num_params": self.num_params, "steps": self.steps,
-                "ritz_values": self.ritz_values.tolist()}
+                "ritz_values": self.ritz_values.tolist(), "tridiagonal": self.tridiagonal.tolist()}
 
     def __str__(self) -> str:
         lines = [f"{self.method}: {self.converged.sum()}/{self.k} {self.which} eigenpairs converged "
@@ -159,10 +169,10 @@ def _wanted(theta: torch.Tensor, k: int, which: str) -> torch.Tensor:
     return order[:k]
 
 
-def _lanczos_pairs(operator, k, which, tol, max_steps, seed, checkpoint, progress):
+def _lanczos_pairs(operator, k, which, tol, max_steps, min_steps, seed, checkpoint, progress):
     n = operator.num_params
-    max_steps = min(n, max_steps or max(10 * k, 100))
-    steps = min(max_steps, max(2 * k + 10, 20))
+    max_steps = min(n, max(max_steps or max(10 * k, 100), min_steps))
+    steps = min(max_steps, max(2 * k + 10, 20, min_steps))
     init = start_vector(n, seed, operator.device)
     log = ProductLog(operator, seed, checkpoint, progress=progress, total=max_steps)
     run = ExtendableLanczos(log, init, max_steps)
@@ -182,7 +192,8 @@ def _lanczos_pairs(operator, k, which, tol, max_steps, seed, checkpoint, progres
     finally:
         log.close()
     vectors = run.basis[:use].T @ s[:, idx]
-    return theta[idx].cpu().numpy(), vectors, theta.cpu().numpy(), use, norm
+    tridiagonal = np.array([run.alpha[:use], run.beta[:use]])
+    return theta[idx].cpu().numpy(), vectors, theta.cpu().numpy(), tridiagonal, norm
 
 
 def _eigsh_pairs(operator, k, which, tol, max_steps, seed):
@@ -211,7 +222,7 @@ def certify(operator: CurvatureOperator, values: np.ndarray, vectors: torch.Tens
 
 def top_eigenpairs(operator: CurvatureOperator, k: int, method: str = "lanczos", *,
                    which: str = "largest", tol: float = 1e-4, max_steps: int | None = None,
-                   seed: int = 0, return_eigenvectors: bool = True,
+                   seed: int = 0, return_eigenvectors: bool = True, min_steps: int = 0,
                    checkpoint: str | Path | None = None, progress: bool | None = None) -> EigenResult:
     """The k largest (or most negative) eigenpairs of ``operator``, certified.
 
@@ -222,17 +233,18 @@ def top_eigenpairs(operator: CurvatureOperator, k: int, method: str = "lanczos",
 
     ``tol``: a pair is converged when its true residual is at most ``tol`` times the estimated
     spectral norm. ``max_steps``: Lanczos steps at most (default max(10 k, 100)) or ARPACK
-    restarts. ``checkpoint``: a file where Lanczos keeps its products; a rerun with the same
+    restarts. ``min_steps``: Lanczos runs at least this many steps (for :meth:`EigenResult.ritz`,
+    e.g. the paper's 100 Ritz values from the same run). ``checkpoint``: a file where Lanczos keeps its products; a rerun with the same
     file resumes (or extends) the run and gives the same result as an uninterrupted one.
     ``progress``: a tqdm bar (default: shown on a terminal only).
     """
     operator = as_operator(operator)
     _check_request(operator, k, method, which, tol)
     start, hvp_before = time.perf_counter(), operator.n_hvp
-    ritz, steps = np.empty(0), 0
+    ritz, tridiagonal = np.empty(0), np.empty((2, 0))
     if method == "lanczos":
-        values, vectors, ritz, steps, norm = _lanczos_pairs(operator, k, which, tol, max_steps, seed,
-                                                           checkpoint, progress)
+        values, vectors, ritz, tridiagonal, norm = _lanczos_pairs(operator, k, which, tol, max_steps, min_steps,
+                                                                 seed, checkpoint, progress)
     else:
         values, vectors = _eigsh_pairs(operator, k, which, tol, max_steps, seed)
         norm = float(np.abs(values).max()) if len(values) else 0.0
@@ -245,9 +257,9 @@ def top_eigenpairs(operator: CurvatureOperator, k: int, method: str = "lanczos",
     return EigenResult(eigenvalues=np.asarray(values, dtype=np.float64), residuals=residuals,
                        converged=converged, tol=tol, norm_estimate=norm,
                        n_hvp=operator.n_hvp - hvp_before, wall_time=time.perf_counter() - start,
-                       method=method, which=which, num_params=operator.num_params, steps=steps,
-                       ritz_values=np.asarray(ritz, dtype=np.float64),
-                       eigenvectors=vectors if return_eigenvectors else None)
+                       method=method, which=which, num_params=operator.num_params,
+                       steps=tridiagonal.shape[1], ritz_values=np.asarray(ritz, dtype=np.float64),
+                       eigenvectors=vectors if return_eigenvectors else None, tridiagonal=tridiagonal)
 
 
 def dense_matrix(operator: CurvatureOperator, max_params: int) -> torch.Tensor:

@@ -4,8 +4,8 @@
   standard net), as in the deep double descent experiments (Figure 1).
 * ``convnet_depth``: the width x depth CNN of Figure 2: depth + 1 conv-BN-ReLU blocks; the
   depth extra blocks are spread over three stages, the last block of each stage doubling the
-  channels and max-pooling; a global max-pool and a linear head. Depth 3 is the standard
-  5-layer CNN.
+  channels and max-pooling; a global max-pool (or the original's window, ``head_pool``) and
+  a linear head. Depth 3 is the standard 5-layer CNN.
 * ``mlp``: fully connected net (width, depth hidden layers, activation, bias on/off).
 * ``lenet``: the LeNet-style CIFAR-10 CNN of Appendix A (62,006 parameters at 32x32x3).
 
@@ -73,28 +73,45 @@ def _conv_bn_relu(in_channels: int, channels: int) -> list[nn.Module]:
 
 
 class ConvNetDepth(nn.Module):
-    """Width x depth CNN (Figure 2); see the module docstring for the layout."""
+    """Width x depth CNN (Figure 2); see the module docstring for the layout.
 
-    def __init__(self, num_classes: int, input_shape: Sequence[int], width: int = 64, depth: int = 3):
+    ``head_pool``: ``"global"`` max-pools the whole last feature map; ``"original"`` is the
+    original's MaxPool2d(4 x (2 (3 - depth) if depth < 3 else 1)) (hess/nets/convnet.py), the
+    same on 32 x 32 inputs except at depth 0, where its 24 x 24 window sees only the top-left of
+    the 32 x 32 map (the formula meant 2^(3 - depth)); kept to reproduce the published grid."""
+
+    def __init__(self, num_classes: int, input_shape: Sequence[int], width: int = 64, depth: int = 3,
+                 head_pool: str = "global"):
         super().__init__()
         if depth < 0:
             raise NeffError(f"depth={depth} must be 0 or more")
+        if head_pool not in ("global", "original"):
+            raise NeffError(f"head_pool={head_pool!r} is unknown; use 'global' or 'original'")
         layers = _conv_bn_relu(input_shape[0], width)
-        channels = width
+        channels, side = width, input_shape[-1]
         for stage in range(3):
             blocks = depth // 3 + (depth % 3 > stage)
             for block in range(blocks):
                 last = block == blocks - 1
                 layers += _conv_bn_relu(channels, 2 * channels if last else channels)
                 if last:
-                    channels *= 2
+                    channels, side = 2 * channels, -(-side // 2)
                     # ceil_mode lets a 1x1 map through, so deep nets run on tiny inputs
                     layers.append(nn.MaxPool2d(2, ceil_mode=True))
         self.features = nn.Sequential(*layers)
+        self.window = None
+        if head_pool == "original":
+            self.window = 4 * (2 * (3 - depth) if depth < 3 else 1)
+            if not self.window <= side < 2 * self.window:
+                raise NeffError(f"head_pool='original' pools a {self.window} x {self.window} window, which does not "
+                                f"reduce this net's {side} x {side} feature map to one value; it needs 32 x 32 "
+                                "inputs (CIFAR); use head_pool='global'")
         self.linear = nn.Linear(channels, num_classes)
 
     def forward(self, x):
-        out = nn.functional.adaptive_max_pool2d(self.features(x), 1)
+        features = self.features(x)
+        out = (nn.functional.adaptive_max_pool2d(features, 1) if self.window is None
+               else nn.functional.max_pool2d(features, self.window))
         return self.linear(torch.flatten(out, 1))
 
 

@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .files import atomic_path  # noqa: E402
-from .tables import select  # noqa: E402
+from .tables import headline, select  # noqa: E402
 
 STYLE = {"figure.dpi": 120, "savefig.dpi": 150, "font.size": 9, "axes.spines.top": False,
          "axes.grid": True, "grid.alpha": 0.3, "legend.frameon": False}
@@ -28,13 +28,19 @@ def save(fig, paths: Sequence[str | Path]) -> None:
 
 def double_descent(table: pd.DataFrame, z: float, interpolation_threshold: float, paths: Sequence[str | Path],
                    title: str = "") -> None:
-    """Figure 1 from a long table: train and test loss against width (left axis), the
-    ``certified`` N_eff at ``z`` (right axis); the dotted line marks the first width whose
-    train loss is below the threshold."""
+    """Figure 1 from a long table: train loss (clean evaluation, and the running mean over the
+    epoch's minibatches that the original logged, where recorded) and test loss against width
+    (left axis); the headline N_eff at ``z`` with its interval as a band and the paper's
+    estimator (its Ritz values alone) as a second line (right axis); the dotted line marks the
+    first width whose train loss is below the threshold."""
     with plt.rc_context(STYLE):
-        mean = select(table, z).groupby("width").mean(numeric_only=True).sort_index()
+        rows = headline(table, z)
+        mean = rows.groupby("width").mean(numeric_only=True).sort_index()
         fig, ax = plt.subplots(figsize=(6, 3.8))
         ax.plot(mean.index, mean["train_loss"], "o-", color="tab:blue", label="train loss")
+        if "running_train_loss" in mean:
+            ax.plot(mean.index, mean["running_train_loss"], "o:", ms=3, color="tab:blue",
+                    label="train loss, running (as logged)")
         ax.plot(mean.index, mean["test_loss"], "s-", color="tab:red", label="test loss")
         ax.set_xscale("log", base=2)
         ax.set_xlabel("width")
@@ -43,24 +49,34 @@ def double_descent(table: pd.DataFrame, z: float, interpolation_threshold: float
         if len(interpolating):
             ax.axvline(interpolating[0], color="grey", ls=":", label="interpolation threshold")
         right = ax.twinx()
-        right.plot(mean.index, mean["value"], "^--", color="black", label=f"N_eff (z={z:g})")
+        estimator = rows["estimator"].iloc[0]
+        right.plot(mean.index, mean["value"], "^-", color="black", label=f"N_eff, {estimator} (z={z:g})")
+        right.fill_between(mean.index, mean["lower"], mean["upper"], color="black", alpha=0.2, lw=0,
+                           label=f"{rows['interval'].iloc[0]} interval")
+        if "paper" in set(table["estimator"]):
+            paper = select(table, z, "paper").groupby("width")["value"].mean().sort_index()
+            right.plot(paper.index, paper.to_numpy(), "x--", color="grey", label="N_eff, paper's estimator")
         right.set_ylabel("effective dimensionality")
         right.grid(False)
         handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
-        fig.legend(handles, [h.get_label() for h in handles], loc="lower center", ncol=4,
-                   bbox_to_anchor=(0.5, -0.02))
-        fig.subplots_adjust(bottom=0.27)
+        fig.legend(handles, [h.get_label() for h in handles], loc="lower center", ncol=3,
+                   bbox_to_anchor=(0.5, -0.04))
+        fig.subplots_adjust(bottom=0.32)
         ax.set_title(title)
         save(fig, paths)
 
 
 def width_depth(table: pd.DataFrame, z: float, interpolation_threshold: float, paths: Sequence[str | Path],
-                contours: list[float] | None = None, title: str = "") -> None:
-    """Figure 2 from a long table: heatmaps of the ``certified`` N_eff at ``z``, test loss and
-    train loss over width x depth, with contours of equal parameter count (white) and the
-    near-zero-train-loss boundary (dashed)."""
-    panels = [("value", f"N_eff (z={z:g})"), ("test_loss", "test loss"), ("train_loss", "train loss")]
-    table = select(table, z)
+                contours: list[float] | None = None, title: str = "", boundary: dict | None = None) -> None:
+    """Figure 2 from a long table, with the original notebook's generalization panels: heatmaps
+    of the headline N_eff at ``z``, test loss, train loss and the generalization gap (test -
+    train loss) over width x depth, with contours of equal parameter count (white) and a train-
+    loss boundary (dashed: ``boundary`` {"loss": column, "level": value}, default the clean
+    train loss at the interpolation threshold); and N_eff against the gap, coloured by train loss."""
+    boundary = boundary or {"loss": "train_loss", "level": interpolation_threshold}
+    table = headline(table, z).assign(gap=lambda t: t["test_loss"] - t["train_loss"])
+    panels = [("value", f"N_eff, {table['estimator'].iloc[0]} (z={z:g})"), ("test_loss", "test loss"),
+              ("train_loss", "train loss"), ("gap", "generalization gap (test - train loss)")]
     grid = table.groupby(["depth", "width"]).mean(numeric_only=True)
     depths, widths = sorted(table["depth"].unique()), sorted(table["width"].unique())
 
@@ -69,7 +85,7 @@ def width_depth(table: pd.DataFrame, z: float, interpolation_threshold: float, p
 
     params = surface("num_params")
     with plt.rc_context({**STYLE, "axes.grid": False}):
-        fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
+        fig, axes = plt.subplots(1, 5, figsize=(21, 3.8), layout="constrained")
         for ax, (column, label) in zip(axes, panels):
             image = ax.imshow(surface(column), origin="lower", aspect="auto", cmap="viridis")
             fig.colorbar(image, ax=ax)
@@ -81,17 +97,23 @@ def width_depth(table: pd.DataFrame, z: float, interpolation_threshold: float, p
                 levels = sorted(contours or np.geomspace(np.nanmin(params), np.nanmax(params), 5)[1:-1])
                 lines = ax.contour(params, levels=levels, colors="white", linewidths=0.8)
                 ax.clabel(lines, fmt=lambda v: f"{v:.2g}", fontsize=6)
-                ax.contour(surface("train_loss"), levels=[interpolation_threshold], colors="red",
+                ax.contour(surface(boundary["loss"]), levels=[boundary["level"]], colors="red",
                            linestyles="--", linewidths=1.2)
             ax.set_title(label)
+        points = axes[4].scatter(table["gap"], table["value"], c=table["train_loss"], cmap="plasma", s=14)
+        fig.colorbar(points, ax=axes[4], label="train loss")
+        axes[4].set_xlabel("generalization gap")
+        axes[4].set_ylabel("N_eff")
+        axes[4].set_title("N_eff against the gap")
+        name = "running train loss (as logged)" if boundary["loss"] == "running_train_loss" else "train loss"
         proxies = [plt.Line2D([], [], color="grey", lw=0.8, label="equal parameter count"),
-                   plt.Line2D([], [], color="red", ls="--", label=f"train loss = {interpolation_threshold:g}")]
+                   plt.Line2D([], [], color="red", ls="--", label=f"{name} = {boundary['level']:g}")]
         fig.legend(handles=proxies, loc="outside lower center", ncol=2)
         fig.suptitle(title)
         save(fig, paths)
 
 
-def _mean_band(ax, table: pd.DataFrame, x: str, y: str, **style) -> None:
+def mean_band(ax, table: pd.DataFrame, x: str, y: str, **style) -> None:
     """The mean of ``y`` over repeats at each ``x``, with a +-1 standard deviation band."""
     stats = table.groupby(x)[y].agg(["mean", "std"]).fillna(0.0)
     line = ax.plot(stats.index, stats["mean"], **style)[0]
@@ -103,7 +125,8 @@ def posterior_contraction(blr: pd.DataFrame, bnn: pd.DataFrame, blr_spec: dict, 
                           paths: Sequence[str | Path]) -> None:
     """Figure 4. Left: N_eff of the BLR posterior covariance (parameter space) and of the
     function-space covariance against the number of points, the band around n = p shaded.
-    Right: a BNN's N_eff from NUTS draws (parameters, functions) and of the MAP Hessian."""
+    Right: a BNN's N_eff from NUTS draws (parameters, functions, and the original notebook's
+    function-space variant) and of the MAP Hessian."""
     with plt.rc_context(STYLE):
         fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
         left.plot(blr["n"], blr["param_neff"], color="tab:blue", label="parameter space")
@@ -113,11 +136,14 @@ def posterior_contraction(blr: pd.DataFrame, bnn: pd.DataFrame, blr_spec: dict, 
         left.set_ylabel(f"effective dimensionality (z = {blr_spec['z']:g})")
         left.set_title("Bayesian linear regression")
         left.legend()
-        _mean_band(right, bnn, "size", "param_neff", marker="o", color="tab:blue",
+        mean_band(right, bnn, "size", "param_neff", marker="o", color="tab:blue",
                    label=f"parameters, NUTS (z = {bnn_spec['z_param']:g})")
-        _mean_band(right, bnn, "size", "function_neff", marker="s", color="tab:red",
+        mean_band(right, bnn, "size", "function_neff", marker="s", color="tab:red",
                    label=f"functions, NUTS (z = {bnn_spec['z_function']:g})")
-        _mean_band(right, bnn, "size", "hessian_neff", marker="^", color="black", ls="--",
+        if "function_neff_original" in bnn:
+            mean_band(right, bnn, "size", "function_neff_original", marker="s", ms=3, color="tab:red", ls=":",
+                      label="functions, the original's quirk (eigenvalue$^2$ / (S - 1))")
+        mean_band(right, bnn, "size", "hessian_neff", marker="^", color="black", ls="--",
                    label=f"MAP Hessian (z = {1 / bnn_spec['prior_scale'] ** 2:g})")
         right.set_xscale("log")
         right.set_xlabel("number of data points N")
@@ -128,24 +154,44 @@ def posterior_contraction(blr: pd.DataFrame, bnn: pd.DataFrame, blr_spec: dict, 
         save(fig, paths)
 
 
-def random_features(table: pd.DataFrame, z: float, paths: Sequence[str | Path]) -> None:
-    """Figure 8: train and test error of minimum-norm least squares (left axis, log scale,
-    linear below 0.01 so that the interpolating fits' zero train error shows) and
-    min(n, d) - N_eff (right axis) against the number of features d; dotted at d = n."""
+def random_features(curve: pd.DataFrame, grid: pd.DataFrame, ridge: float, paths: Sequence[str | Path]) -> None:
+    """Figure 8 and the original notebook's other panels. (a) relative train and test error
+    (left axis) and min(n, d) - N_eff (right axis) against the number of features d, mean and
+    +-1 sd over trials, dotted at d = n; (b) test error against min(n, d) - N_eff, one point a
+    fit; (c, d) log10 test and train error over the (d, n) grid (train error floored at 1e-16)."""
+    n = int(curve["n"].iloc[0])
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(6, 3.8), layout="constrained")
-        _mean_band(ax, table, "d", "train_mse", color="tab:blue", label="train error")
-        _mean_band(ax, table, "d", "test_mse", color="tab:red", label="test error")
-        ax.set_yscale("symlog", linthresh=1e-2)
+        fig, axes = plt.subplots(1, 4, figsize=(17, 3.8), layout="constrained",
+                                 gridspec_kw={"width_ratios": [1.5, 1, 1, 1]})
+        ax = axes[0]
+        mean_band(ax, curve, "d", "train_error", color="tab:blue", label="train error")
+        mean_band(ax, curve, "d", "test_error", color="tab:red", label="test error")
         ax.set_ylim(bottom=0)
         ax.set_xlabel("number of features d")
-        ax.set_ylabel("mean squared error")
-        ax.axvline(int(table["n"].iloc[0]), color="grey", ls=":", label="d = n")
+        ax.set_ylabel("relative error ||Xw - y|| / ||y||")
+        ax.axvline(n, color="grey", ls=":", label="d = n")
         right = ax.twinx()
-        _mean_band(right, table, "d", "effective_dimensionality", color="black", ls="--",
-                   label=f"min(n, d) - N_eff (z = {z:g})")
+        mean_band(right, curve, "d", "effective_dimensionality", color="black", ls="--",
+                  label=f"min(n, d) - N_eff (z = {ridge:g} n)")
         right.set_ylabel("min(n, d) - N_eff")
         right.grid(False)
         handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
         ax.legend(handles, [h.get_label() for h in handles], loc="upper right")
+        ax.set_title(f"(a) n = {n}")
+        axes[1].scatter(curve["effective_dimensionality"], curve["test_error"], s=6, c=curve["d"], cmap="viridis")
+        axes[1].set_xlabel("min(n, d) - N_eff")
+        axes[1].set_ylabel("test error")
+        axes[1].set_title("(b) test error against it (colour: d)")
+        for ax, column, label in ((axes[2], "test_error", "(c) log10 test error"),
+                                  (axes[3], "train_error", "(d) log10 train error")):
+            surface = grid.groupby(["n", "d"])[column].mean().unstack("d")
+            image = ax.contourf(surface.columns, surface.index, np.log10(np.maximum(surface.to_numpy(), 1e-16)),
+                                levels=12, cmap="viridis")
+            fig.colorbar(image, ax=ax)
+            ax.plot(surface.columns, surface.columns, color="white", ls=":", lw=0.8)
+            ax.set_xlim(surface.columns.min(), surface.columns.max())
+            ax.set_ylim(surface.index.min(), surface.index.max())
+            ax.set_xlabel("number of features d")
+            ax.set_ylabel("number of data points n")
+            ax.set_title(label)
         save(fig, paths)

@@ -9,6 +9,7 @@ a confidence interval.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -16,9 +17,12 @@ import torch
 
 from .eigen import lanczos
 from .errors import NeffError
+from .files import atomic_path
 from .linear import as_operator
 from .hessian import CurvatureOperator
 from .trace import rademacher
+
+FORMAT = "neff-slq-probes/1"
 
 
 @dataclass
@@ -66,16 +70,51 @@ def deflated(operator: CurvatureOperator, basis: torch.Tensor | None) -> Callabl
 
 
 def slq(operator: CurvatureOperator, num_samples: int = 10, steps: int = 30, *, seed: int = 0,
-        basis: torch.Tensor | None = None) -> Quadrature:
+        basis: torch.Tensor | None = None, checkpoint: str | Path | None = None) -> Quadrature:
     """SLQ rules from Rademacher probes, optionally on the part of the operator orthogonal to
-    the orthonormal columns of ``basis`` (deflation by known eigenvectors)."""
+    the orthonormal columns of ``basis`` (deflation by known eigenvectors).
+
+    Without ``checkpoint`` all probes run as one block. With it, probes run one at a time and
+    each finished probe's rule is saved to that file; a rerun with the same file resumes after
+    the last saved probe (a file from another operator, seed, basis or size is refused)."""
     operator = as_operator(operator)
     if num_samples < 1 or steps < 1:
         raise NeffError(f"num_samples={num_samples} and steps={steps} must both be positive")
     probes = rademacher(operator.num_params, num_samples, seed, operator.device)
     if basis is not None and basis.shape[1]:
         probes = probes - basis @ (basis.T @ probes)
-    return lanczos_quadrature(deflated(operator, basis), probes, steps)
+    closure = deflated(operator, basis)
+    if checkpoint is None:
+        return lanczos_quadrature(closure, probes, steps)
+    header = {"format": FORMAT, "operator": operator.fingerprint(), "seed": seed, "steps": steps,
+              "num_samples": num_samples, "basis": _checksum(basis)}
+    path = Path(checkpoint)
+    rules = _load_rules(path, header)
+    for column in range(len(rules), num_samples):
+        rules.append(lanczos_quadrature(closure, probes[:, column:column + 1], steps))
+        with atomic_path(path) as tmp:
+            torch.save({"header": header, "nodes": [torch.from_numpy(r.nodes) for r in rules],
+                        "weights": [torch.from_numpy(r.weights) for r in rules]}, tmp)
+    return Quadrature(np.concatenate([r.nodes for r in rules]), np.concatenate([r.weights for r in rules]))
+
+
+def _checksum(basis: torch.Tensor | None) -> list:
+    if basis is None:
+        return []
+    return [list(basis.shape), float(basis.double().sum()), float(basis.double().abs().sum())]
+
+
+def _load_rules(path: Path, header: dict) -> list[Quadrature]:
+    if not path.exists():
+        return []
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise NeffError(f"SLQ checkpoint {path} cannot be read ({err}); delete it to start afresh") from None
+    if not isinstance(state, dict) or state.get("header") != header:
+        raise NeffError(f"SLQ checkpoint {path} belongs to another run (operator, seed, steps, probes or "
+                        "deflation basis differ); delete it or pass another checkpoint path")
+    return [Quadrature(n.numpy(), w.numpy()) for n, w in zip(state["nodes"], state["weights"])]
 
 
 def spectral_density(operator: CurvatureOperator, num_samples: int = 10, steps: int = 80, *,

@@ -1,10 +1,12 @@
 """Double descent of minimum-norm least squares on random features (Maddox et al. 2020,
-Section 6, Figure 8 of the first version).
+Section 6, Figure 8 of the first version), as the original notebook builds it (g-benton/
+hessian-eff-dim, branch anonymous, notebooks/random_features_nb.ipynb).
 
-n points x in R^D with independent N(0, 1) entries; y = x . beta + noise with beta ~ N(0, I / D),
-so each feature is weakly informative (it carries 1/D of the signal). A model fits the first
-d features by minimum-norm least squares. Its test error peaks at d = n, and so does
-min(n, d) - N_eff(X_d^T X_d, z): the number of fitted directions the data barely determine.
+For each fit, a fresh train and a fresh test set of n points: y ~ N(0, 1) and features
+x_j = y + N(0, 1) for the first ``informative`` columns (pure N(0, 1) beyond), no extra target
+noise. Minimum-norm least squares on d features; errors are relative, ||X w - y|| / ||y||.
+The test error peaks at d = n, and so does min(n, d) - N_eff(s^2, z = ridge * n), s the
+singular values of X_train: the number of fitted directions the data barely determine.
 """
 from __future__ import annotations
 
@@ -15,27 +17,33 @@ from .effdim import effective_dimension
 from .errors import NeffError
 
 
-def random_features_curve(d_values, n: int = 200, total_features: int = 400, noise: float = 0.5,
-                          z: float = 0.2, trials: int = 5, n_test: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """One row per (trial, d): train and test mean squared error of the minimum-norm fit on
-    the first d features, ``neff`` = N_eff(X_d^T X_d, z) and ``effective_dimensionality`` =
-    min(n, d) - neff, the quantity the paper plots. Every d of a trial sees the same data."""
-    d_values = sorted(int(d) for d in d_values)
-    if not d_values or d_values[0] < 1 or d_values[-1] > total_features:
-        raise NeffError(f"feature counts must lie in 1..total_features={total_features} (got "
-                        f"{d_values[:1] + d_values[-1:]}); raise total_features or drop the larger ones")
+def weakly_informative_features(n: int, d: int, rng: np.random.Generator,
+                                informative: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """(X (n, d), y (n,)): y ~ N(0, 1), x_j = y + N(0, 1) for j < informative, N(0, 1) after."""
+    y = rng.standard_normal(n)
+    x = rng.standard_normal((n, d))
+    x[:, :informative] += y[:, None]
+    return x, y
+
+
+def fit_random_features(n: int, d: int, rng: np.random.Generator, ridge: float = 0.001,
+                        informative: int = 1000) -> dict:
+    """One minimum-norm fit on fresh data: relative train and test error, ``neff`` =
+    N_eff(s^2, ridge * n) and ``effective_dimensionality`` = min(n, d) - neff."""
+    if n < 1 or d < 1:
+        raise NeffError(f"n = {n} and d = {d} must both be positive")
+    x_train, y_train = weakly_informative_features(n, d, rng, informative)
+    x_test, y_test = weakly_informative_features(n, d, rng, informative)
+    weights = np.linalg.lstsq(x_train, y_train, rcond=None)[0]  # the minimum-norm solution
+    neff = effective_dimension(np.linalg.svd(x_train, compute_uv=False) ** 2, ridge * n)
+    return {"d": d, "n": n, "train_error": np.linalg.norm(x_train @ weights - y_train) / np.linalg.norm(y_train),
+            "test_error": np.linalg.norm(x_test @ weights - y_test) / np.linalg.norm(y_test),
+            "neff": neff, "effective_dimensionality": min(n, d) - neff}
+
+
+def random_features_table(d_values, n_values, ridge: float = 0.001, informative: int = 1000, trials: int = 1,
+                          seed: int = 0) -> pd.DataFrame:
+    """One row per (trial, d, n) of :func:`fit_random_features`, every fit on fresh data."""
     rng = np.random.default_rng(seed)
-    rows = []
-    for trial in range(trials):
-        beta = rng.standard_normal(total_features) / np.sqrt(total_features)
-        x_train, x_test = rng.standard_normal((n, total_features)), rng.standard_normal((n_test, total_features))
-        y_train = x_train @ beta + noise * rng.standard_normal(n)
-        y_test = x_test @ beta + noise * rng.standard_normal(n_test)
-        for d in d_values:
-            weights = np.linalg.lstsq(x_train[:, :d], y_train, rcond=None)[0]  # the minimum-norm solution
-            neff = effective_dimension(np.linalg.svd(x_train[:, :d], compute_uv=False) ** 2, z)
-            rows.append({"trial": trial, "d": d, "n": n,
-                         "train_mse": np.mean((x_train[:, :d] @ weights - y_train) ** 2),
-                         "test_mse": np.mean((x_test[:, :d] @ weights - y_test) ** 2),
-                         "neff": neff, "effective_dimensionality": min(n, d) - neff})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"trial": trial, **fit_random_features(int(n), int(d), rng, ridge, informative)}
+                         for trial in range(trials) for n in n_values for d in d_values])

@@ -1,4 +1,5 @@
-"""Spectra as files: an .npz with the original tool's ``pos_evals`` plus neff's full record."""
+"""A model's spectrum: what the N_eff estimators need from one Hessian (:func:`compute_spectrum`),
+and its file, an .npz with the original tool's ``pos_evals`` plus neff's full record."""
 from __future__ import annotations
 
 import json
@@ -7,16 +8,47 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .eigen import EigenResult
+from .effdim import deflated_slq
+from .eigen import EigenResult, exact_eigenpairs, top_eigenpairs
 from .errors import NeffError
 from .files import atomic_path
+from .hessian import CurvatureOperator
+from .quadrature import Quadrature
 
 
-def save_spectrum(path: str | Path, eigen: EigenResult, record: dict, *, eigenvectors: bool = False) -> None:
+def compute_spectrum(operator: CurvatureOperator, method: str = "lanczos", k: int = 100, *, tol: float = 1e-3,
+                     max_steps: int | None = None, seed: int = 0, probes: int = 10, probe_steps: int = 30,
+                     paper_steps: int = 100, checkpoint: str | Path | None = None,
+                     progress: bool | None = None) -> tuple[EigenResult, Quadrature | None]:
+    """Everything the estimators of :func:`neff.tables.neff_rows` need from one operator.
+
+    ``method="dense"``: every eigenpair (small models; N_eff is then exact). Otherwise one
+    solver run for the certified top ``k`` (Lanczos runs at least ``paper_steps`` steps, so the
+    paper's Ritz values come from the same run), then ``probes`` SLQ probes of ``probe_steps``
+    steps on the operator deflated by the converged top eigenvectors (none when ``probes`` is
+    0). ``checkpoint``: a path prefix; the Lanczos products go to ``<prefix>.products.pt`` and
+    the finished probes to ``<prefix>.slq.pt``, so a killed run resumes where it stopped.
+    """
+    if method == "dense":
+        return exact_eigenpairs(operator), None
+    files = {name: None if checkpoint is None else Path(f"{checkpoint}.{name}.pt") for name in ("products", "slq")}
+    eigen = top_eigenpairs(operator, min(k, operator.num_params - 1), method, tol=tol, max_steps=max_steps,
+                           seed=seed, min_steps=paper_steps if method == "lanczos" else 0,
+                           checkpoint=files["products"], progress=progress)
+    if probes == 0:
+        return eigen, None
+    return eigen, deflated_slq(operator, eigen, probes, probe_steps, seed=seed + 1, checkpoint=files["slq"])
+
+
+def save_spectrum(path: str | Path, eigen: EigenResult, record: dict, *, eigenvectors: bool = False,
+                  quadrature: Quadrature | None = None) -> None:
     """Write ``path`` (.npz): ``pos_evals`` (the original tool's key: the positive eigenvalues),
     all eigenvalues with signs, residuals, converged flags, Ritz values, ``record`` with
-    ``eigen.record()`` embedded as JSON, and with ``eigenvectors`` the (n, k) eigenvectors."""
+    ``eigen.record()`` embedded as JSON, the SLQ ``quadrature`` (nodes and weights per probe)
+    when given, and with ``eigenvectors`` the (n, k) eigenvectors."""
     arrays = {}
+    if quadrature is not None:
+        arrays.update(slq_nodes=quadrature.nodes, slq_weights=quadrature.weights)
     if eigenvectors:
         if eigen.eigenvectors is None:
             raise NeffError("the eigenpairs were computed without eigenvectors; compute them with "
@@ -30,9 +62,9 @@ def save_spectrum(path: str | Path, eigen: EigenResult, record: dict, *, eigenve
 
 
 def load_spectrum(path: str | Path, *, eigenvectors: bool = False) -> dict:
-    """Eigenvalues (and residuals, converged flags, record; with ``eigenvectors`` the
-    eigenvectors as a float64 tensor) from a neff .npz, or from the original tool's
-    (``pos_evals`` only)."""
+    """Eigenvalues (and residuals, converged flags, record, the SLQ ``quadrature`` or None; with
+    ``eigenvectors`` the eigenvectors as a float64 tensor) from a neff .npz, or from the
+    original tool's (``pos_evals`` only)."""
     path = Path(path)
     if not path.exists():
         raise NeffError(f"{path} does not exist; compute it with `neff spectrum ... --out {path}`")
@@ -44,10 +76,12 @@ def load_spectrum(path: str | Path, *, eigenvectors: bool = False) -> dict:
     if "eigenvalues" in arrays:
         spectrum = {"eigenvalues": arrays["eigenvalues"], "residuals": arrays["residuals"],
                     "converged": arrays["converged"], "num_params": int(arrays["num_params"]),
-                    "record": json.loads(str(arrays["record"]))}
+                    "record": json.loads(str(arrays["record"])),
+                    "quadrature": Quadrature(arrays["slq_nodes"], arrays["slq_weights"]) if "slq_nodes" in arrays
+                    else None}
     elif "pos_evals" in arrays:
         spectrum = {"eigenvalues": np.sort(arrays["pos_evals"].ravel())[::-1], "residuals": None,
-                    "converged": None, "num_params": None, "record": {}}
+                    "converged": None, "num_params": None, "record": {}, "quadrature": None}
     else:
         raise NeffError(f"{path} holds neither 'eigenvalues' nor 'pos_evals'; it is not a spectrum file")
     if eigenvectors:
@@ -68,4 +102,5 @@ def eigen_result(spectrum: dict) -> EigenResult:
                        stored["norm_estimate"], stored["n_hvp"], stored["wall_time"], stored["method"],
                        stored["which"], spectrum["num_params"], steps=stored.get("steps", 0),
                        ritz_values=np.asarray(stored.get("ritz_values", []), dtype=np.float64),
-                       eigenvectors=spectrum.get("eigenvectors"))
+                       eigenvectors=spectrum.get("eigenvectors"),
+                       tridiagonal=np.asarray(stored.get("tridiagonal", [[], []]), dtype=np.float64))

@@ -8,8 +8,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .plots import STYLE, plt, save
-from .tables import select
+from .plots import STYLE, mean_band, plt, save
+from .tables import headline
 
 DIRECTION_COLORS = {"top": "tab:red", "degenerate": "tab:blue"}
 
@@ -45,42 +45,56 @@ def loss_planes(surfaces: dict[str, pd.DataFrame], paths: Sequence[str | Path], 
         save(fig, paths)
 
 
-def decision_boundaries(maps: dict, paths: Sequence[str | Path], title: str = "") -> None:
+def decision_boundaries(maps: dict, paths: Sequence[str | Path], title: str = "", per_line: int = 5) -> None:
     """Class-1 probability over the input plane for each parameter vector of ``maps`` (keys
-    probabilities, titles, xlim, ylim, inputs, labels), the 0.5 contour and the training data."""
+    probabilities, titles, xlim, ylim, inputs, labels; optional ``rows``, the group of each map),
+    the 0.5 contour and the training data. The first three maps (trained, bottom, top) share the
+    first line; each later group (a classifier grid over norms) takes lines of ``per_line``."""
+    probabilities = maps["probabilities"]
+    groups = np.asarray(maps.get("rows", np.minimum(np.arange(len(probabilities)), 2)))
+    lines = [np.flatnonzero(groups <= 2)]
+    for group in np.unique(groups[groups > 2]):
+        members = np.flatnonzero(groups == group)
+        lines += [members[i:i + per_line] for i in range(0, len(members), per_line)]
+    columns = max(len(line) for line in lines)
     with plt.rc_context({**STYLE, "axes.grid": False}):
-        probabilities = maps["probabilities"]
-        fig, axes = plt.subplots(1, len(probabilities), figsize=(3.4 * len(probabilities), 3.2),
+        fig, axes = plt.subplots(len(lines), columns, figsize=(3.4 * columns, 3.2 * len(lines)),
                                  layout="constrained", squeeze=False)
         extent = [*maps["xlim"], *maps["ylim"]]
-        for ax, probs, label in zip(axes[0], probabilities, maps["titles"]):
-            ax.imshow(probs, origin="lower", extent=extent, cmap="coolwarm", vmin=0, vmax=1, alpha=0.8)
-            ax.contour(probs, levels=[0.5], colors="black", linewidths=1.0, extent=extent)
-            for cls, color in ((0, "navy"), (1, "darkred")):
-                ax.scatter(*maps["inputs"][maps["labels"] == cls].T, color=color, s=2, edgecolors="none")
-            ax.set_title(str(label), fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
+        for line, row in zip(lines, axes):
+            for ax in row[len(line):]:
+                ax.axis("off")
+            for ax, index in zip(row, line):
+                probs = probabilities[index]
+                ax.imshow(probs, origin="lower", extent=extent, cmap="coolwarm", vmin=0, vmax=1, alpha=0.8)
+                ax.contour(probs, levels=[0.5], colors="black", linewidths=1.0, extent=extent)
+                for cls, color in ((0, "navy"), (1, "darkred")):
+                    ax.scatter(*maps["inputs"][maps["labels"] == cls].T, color=color, s=2, edgecolors="none")
+                ax.set_title(str(maps["titles"][index]), fontsize=8)
+                ax.set_xticks([])
+                ax.set_yticks([])
         fig.suptitle(title)
         save(fig, paths)
 
 
 def neff_sweeps(tables: dict[str, pd.DataFrame], z: float, paths: Sequence[str | Path], title: str = "") -> None:
-    """One panel per long table (e.g. {"width": ..., "depth": ...}): the ``certified`` N_eff at
-    ``z`` (left axis) and train/test loss (right axis) against the axis that varies in it."""
+    """One panel per long table (e.g. {"width": ..., "depth": ...}): the headline N_eff at
+    ``z`` (left axis) and train/test loss (right axis) against the axis that varies in it, each
+    the mean over the table's seeds with a +-1 standard deviation band."""
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(1, len(tables), figsize=(4 * len(tables), 3.2), layout="constrained",
                                  squeeze=False)
         for ax, (name, table) in zip(axes[0], tables.items()):
-            rows = select(table, z)
+            rows = headline(table, z)
             axis = "depth" if rows["width"].nunique() == 1 and rows["depth"].nunique() > 1 else "width"
-            rows = rows.sort_values(axis)
-            ax.plot(rows[axis], rows["value"], "^-", color="black", label=f"N_eff (z={z:g})")
+            seeds = rows["seed"].nunique()
+            mean_band(ax, rows, axis, "value", marker="^", color="black",
+                      label=f"N_eff, {rows['estimator'].iloc[0]} (z={z:g}), {seeds} seed{'s' * (seeds > 1)}")
             ax.set_xlabel(axis)
             ax.set_ylabel("effective dimensionality")
             right = ax.twinx()
-            right.plot(rows[axis], rows["train_loss"], "o--", color="tab:blue", label="train loss")
-            right.plot(rows[axis], rows["test_loss"], "s--", color="tab:red", label="test loss")
+            mean_band(right, rows, axis, "train_loss", marker="o", ls="--", color="tab:blue", label="train loss")
+            mean_band(right, rows, axis, "test_loss", marker="s", ls="--", color="tab:red", label="test loss")
             right.set_ylabel("loss")
             right.grid(False)
             fixed = "depth" if axis == "width" else "width"

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.func import vmap
 
+from .data import positive_probability, predicted_labels
 from .errors import NeffError
 from .objective import Objective
 from .device import module_mode
@@ -165,11 +166,11 @@ def evaluate_points(operator: Objective, points: torch.Tensor, batch_points: int
 
     def per_batch(inputs, targets):
         classify.append(not targets.is_floating_point())
-        reference = operator.outputs(operator.primals, inputs).argmax(-1)
+        reference = predicted_labels(operator.outputs(operator.primals, inputs))
 
         def at(flat):
             outputs = operator.outputs(operator.layout.split(flat), inputs)
-            predicted = outputs.argmax(-1)
+            predicted = predicted_labels(outputs)
             accuracy = (predicted == targets).to(outputs.dtype).mean() if classify[-1] else outputs.new_zeros(())
             return torch.stack([operator.batch_loss(outputs, targets), accuracy,
                                 (predicted == reference).to(outputs.dtype).mean()])
@@ -246,5 +247,5 @@ def decision_maps(operator: Objective, points: torch.Tensor, xlim, ylim, resolut
     inputs = operator.place(torch.stack([xx.ravel(), yy.ravel()], dim=1))
     points = operator.place(torch.as_tensor(points))
     with module_mode(operator.model, operator.mode == "train"):
-        probs = vmap(lambda flat: operator.outputs(operator.layout.split(flat), inputs).softmax(-1)[:, 1])(points)
+        probs = vmap(lambda flat: positive_probability(operator.outputs(operator.layout.split(flat), inputs)))(points)
     return probs.reshape(len(points), resolution, resolution).cpu().double().numpy()

@@ -1,5 +1,6 @@
 """Long tables of a model grid: one row per (model, z, estimator) with the value, its interval
-and the model's metrics, and rank correlations of each measure with a target.
+and the model's metrics, and rank correlations of each measure with a target. The headline
+N_eff (:func:`headline`) is never a truncated sum: a top-k sum carries its estimated tail.
 
 Rows are selected by value (:func:`select`, z compared with a relative tolerance), never by a
 formatted column name.
@@ -10,37 +11,69 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .effdim import as_z, certified_bounds
+from .effdim import as_z, certified_bounds, effective_dimension, paper_effective_dimension, slq_bounds
 from .eigen import EigenResult
 from .errors import NeffError
+from .quadrature import Quadrature
 
 MODEL_KEYS = ("model", "width", "depth", "seed")
-METRICS = ("num_params", "train_loss", "test_loss", "train_acc", "test_acc")
+METRICS = ("num_params", "train_loss", "test_loss", "train_acc", "test_acc", "running_train_loss")
+HEADLINE = ("slq", "exact")
 
 
-def neff_rows(final: dict, eigen: EigenResult, z) -> list[dict]:
+def neff_rows(final: dict, eigen: EigenResult, z, quadrature: Quadrature | None = None,
+              paper_steps: int = 100, confidence: float = 0.95) -> list[dict]:
     """The rows of one model: its grid point and metrics (from its ``final.json`` record), the
-    spectrum's size, converged and negative counts, and for each z the ``certified`` estimate:
-    the sum over the top-k eigenvalues (negative ones add 0) with its rigorous lower bound and
-    the upper bound on the rest (:func:`neff.effdim.certified_bounds`).
+    spectrum's size, converged and negative counts, and for each z one row per estimator,
+    labelled in ``estimator`` and ``interval``:
+
+    * ``exact`` (a dense spectrum: every eigenvalue), the headline there;
+    * ``slq`` (with ``quadrature``), the headline otherwise: the converged top eigenvalues plus
+      the deflated SLQ estimate of the rest, with its ``confidence`` interval;
+    * ``certified``: the top-k sum (a rigorous lower bound) and the upper bound on the rest;
+    * ``paper``: the original's estimator on the first ``paper_steps`` Ritz values of the same
+      Lanczos run (negatives and 1.0 dropped), where the run is that long; no interval.
+
+    Negative eigenvalues add 0 (:func:`neff.effdim.positive_part`).
 
     >>> import numpy as np
     >>> eigen = EigenResult(np.array([3.0, 1.0]), np.zeros(2), np.ones(2, bool), 1e-3, 3.0, 0, 0.0,
     ...                     "dense", "largest", 2)
-    >>> [round(row["value"], 6) for row in neff_rows({"model": "mlp"}, eigen, [1.0, 3.0])]
-    [1.25, 0.75]
+    >>> [(row["estimator"], round(row["value"], 6)) for row in neff_rows({"model": "mlp"}, eigen, [1.0, 3.0])]
+    [('exact', 1.25), ('exact', 0.75)]
     """
     zs = as_z(z)
-    value, lower, upper = certified_bounds(eigen, zs)
+    estimates = []
+    if eigen.method == "dense":
+        value = effective_dimension(eigen.eigenvalues, zs)
+        estimates.append(("exact", "exact", value, value, value))
+    else:
+        if quadrature is not None:
+            *bounds, _ = slq_bounds(eigen, quadrature, zs, confidence)
+            estimates.append(("slq", f"{confidence:.0%} confidence", *bounds))
+        estimates.append(("certified", "bound", *certified_bounds(eigen, zs)))
+        if eigen.tridiagonal.shape[1] >= paper_steps:
+            value = paper_effective_dimension(eigen.ritz(paper_steps), zs)
+            estimates.append(("paper", "none", value, np.full_like(value, np.nan), np.full_like(value, np.nan)))
     model = {key: final[key] for key in (*MODEL_KEYS, *METRICS) if key in final}
     counts = {"k": eigen.k, "num_converged": int(np.sum(eigen.converged)),
               "num_negative": int(np.sum(eigen.eigenvalues < 0))}
-    return [{**model, **counts, "z": float(zi), "estimator": "certified", "value": float(v),
+    return [{**model, **counts, "z": float(zi), "estimator": name, "interval": interval, "value": float(v),
              "lower": float(lo), "upper": float(hi)}
-            for zi, v, lo, hi in zip(zs, value, lower, upper)]
+            for name, interval, *columns in estimates for zi, v, lo, hi in zip(zs, *columns)]
 
 
-def select(table: pd.DataFrame, z: float, estimator: str = "certified") -> pd.DataFrame:
+def headline(table: pd.DataFrame, z: float) -> pd.DataFrame:
+    """The headline N_eff rows at ``z``: ``slq`` (a top-k sum plus its estimated tail, with an
+    interval) or, for dense spectra, ``exact``."""
+    present = [name for name in HEADLINE if name in set(table["estimator"])]
+    if not present:
+        raise NeffError(f"the table has no headline rows ({' or '.join(HEADLINE)}); rebuild it from "
+                        "spectra with SLQ probes (spectrum.probes > 0) or dense spectra")
+    return select(table, z, present[0])
+
+
+def select(table: pd.DataFrame, z: float, estimator: str) -> pd.DataFrame:
     """The rows of one estimator at one z (relative tolerance 1e-9); one per model."""
     rows = table[(table["estimator"] == estimator) & np.isclose(table["z"], z, rtol=1e-9, atol=0)]
     if rows.empty:

@@ -10,7 +10,7 @@ from typing import Callable
 import torch
 from torch.utils.data import DataLoader
 
-from .data import Dataset
+from .data import Dataset, predicted_labels
 from .device import default_device, module_mode
 from .errors import NeffError
 from .files import atomic_path
@@ -53,11 +53,15 @@ def learning_rate(config: TrainConfig, epoch: int) -> float:
     return config.lr * factor
 
 
-def augment_images(inputs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random crops (padding of 1/8 of the side) and horizontal flips of an image batch."""
+def augment_images(inputs: torch.Tensor, generator: torch.Generator, fill=None) -> torch.Tensor:
+    """Random crops (padding of 1/8 of the side, filled per channel with ``fill``, default 0) and
+    horizontal flips of an image batch."""
     size = inputs.shape[-1]
     pad = max(1, size // 8)
-    padded = torch.nn.functional.pad(inputs, (pad, pad, pad, pad))
+    padded = inputs.new_zeros((*inputs.shape[:-2], size + 2 * pad, size + 2 * pad))
+    if fill is not None:
+        padded += torch.as_tensor(fill, dtype=inputs.dtype).view(-1, 1, 1)
+    padded[..., pad:pad + size, pad:pad + size] = inputs
     shifts = torch.randint(0, 2 * pad + 1, (len(inputs), 2), generator=generator)
     flips = torch.rand(len(inputs), generator=generator) < 0.5
     out = torch.stack([padded[i, :, dy:dy + size, dx:dx + size] for i, (dy, dx) in enumerate(shifts.tolist())])
@@ -75,7 +79,7 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, loss_fn: Callable, devi
             outputs = model(inputs)
             total += float(loss_fn(outputs, targets)) * len(inputs)
             if targets.dtype == torch.long:
-                correct += int((outputs.argmax(1) == targets).sum())
+                correct += int((predicted_labels(outputs) == targets).sum())
             count += len(inputs)
     return total / count, (correct / count if targets.dtype == torch.long else math.nan)
 
@@ -91,7 +95,8 @@ def train(model: torch.nn.Module, data: Dataset, config: TrainConfig, *,
           checkpoint: str | Path | None = None, device=None,
           on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
     """Train ``model`` on ``data.train``; returns one metrics row per epoch (lr, train/test
-    loss and accuracy). With ``checkpoint``, state is saved every ``checkpoint_every`` epochs
+    loss and accuracy in eval mode on clean inputs, and ``running_train_loss``: the mean over
+    the epoch's augmented minibatches in train mode, the train loss the original logged). With ``checkpoint``, state is saved every ``checkpoint_every`` epochs
     and at the end, and a rerun resumes from it; the result equals an uninterrupted run."""
     device = torch.device(device) if device is not None else default_device()
     model.to(device)
@@ -123,9 +128,10 @@ def train(model: torch.nn.Module, data: Dataset, config: TrainConfig, *,
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
+        running, seen = torch.zeros((), device=device), 0
         for inputs, targets in data.loader("train", config.batch_size, shuffle=True, seed=seed):
             if config.augment:
-                inputs = augment_images(inputs, generator)
+                inputs = augment_images(inputs, generator, data.black)
             inputs, targets = inputs.to(device), targets.to(device)
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(model(inputs), targets)
@@ -134,10 +140,12 @@ def train(model: torch.nn.Module, data: Dataset, config: TrainConfig, *,
                                 "lower the learning rate")
             loss.backward()
             optimizer.step()
+            running += loss.detach() * len(inputs)
+            seen += len(inputs)
         train_loss, train_acc = evaluate(model, train_eval, loss_fn, device)
         test_loss, test_acc = evaluate(model, test_eval, loss_fn, device)
         history.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
-                        "test_loss": test_loss, "test_acc": test_acc})
+                        "test_loss": test_loss, "test_acc": test_acc, "running_train_loss": float(running) / seen})
         if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
             save()
         if on_epoch is not None:

@@ -51,6 +51,7 @@ rule bnn_table:
 rule random_features:
     output:
         table="results/tables/fig8.csv",
+        grid="results/tables/fig8_grid.csv",
         meta="results/tables/fig8.json",
     log:
         "results/logs/bayes/random_features.log",
@@ -91,6 +92,7 @@ rule figure_contraction:
 rule figure_random_features:
     input:
         table=rules.random_features.output.table,
+        grid=rules.random_features.output.grid,
     output:
         pdf=report(
             "results/figures/fig8.pdf",

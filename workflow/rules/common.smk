@@ -103,6 +103,11 @@ def check_references(config):
         if "boundaries" in study:
             wanted["boundaries.bottom"] = ("bottom", study["boundaries"]["bottom"])
             wanted["boundaries.top"] = ("top", study["boundaries"]["top"])
+            for which in ("top", "bottom") if "grids" in study["boundaries"] else ():
+                wanted[f"boundaries.grids.{which}"] = (
+                    which,
+                    study["boundaries"]["grids"][which],
+                )
         for key, (space, k) in wanted.items():
             if space == "bottom" and spectrum["method"] != "dense":
                 config_error(

@@ -1,5 +1,7 @@
-# One spectrum per model: every eigenpair (dense) or the certified top k (lanczos, eigsh);
-# the eigenvectors are kept in the .npz only for the models that a study draws planes around.
+# One spectrum per model: every eigenpair (dense), or the certified top k (lanczos, eigsh) with
+# the paper's Ritz values and deflated SLQ probes; a killed job resumes from its checkpoints
+# ({MODEL}/spectrum.ckpt.*.pt, removed when the job ends). The eigenvectors are kept in the .npz
+# only for the models that a study draws planes around.
 rule spectrum:
     input:
         data=rules.data.output.data,
@@ -20,5 +22,6 @@ rule spectrum:
         spectrum=lambda wc: EXPERIMENTS[wc.experiment]["spectrum"],
         model_kwargs=model_kwargs,
         eigenvectors=keeps_eigenvectors,
+        checkpoint=f"{MODEL}/spectrum.ckpt",
     script:
         "../../scripts/spectrum.py"

@@ -14,5 +14,8 @@ rule table:
         "../../envs/neff.yaml"
     params:
         effdim=lambda wc: EXPERIMENTS[wc.experiment]["effdim"],
+        paper_steps=lambda wc: EXPERIMENTS[wc.experiment]["spectrum"].get(
+            "paper_steps", 100
+        ),
     script:
         "../../scripts/table.py"

@@ -1,0 +1,93 @@
+"""A model's spectrum as the workflow computes it (compute_spectrum), its file, its resumption
+after a kill, and the estimator rows of the tables, against dense ground truth."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import neff
+from conftest import Interrupting, batches
+from neff.effdim import paper_effective_dimension
+from neff.spectra import compute_spectrum, eigen_result, load_spectrum, save_spectrum
+from neff.tables import headline, neff_rows
+
+SOLVER = {"k": 6, "tol": 1e-6, "max_steps": 60, "seed": 3, "probes": 4, "probe_steps": 12, "paper_steps": 30}
+
+
+@pytest.fixture
+def operator(trained_mlp, classification_data):
+    x, y = classification_data
+    return neff.HessianOperator(trained_mlp, nn.CrossEntropyLoss(), batches(x, y, 16), dtype=torch.float64)
+
+
+def test_paper_ritz_values_come_from_the_same_run(operator):
+    eigen, _ = compute_spectrum(operator, **SOLVER)
+    assert eigen.steps >= SOLVER["paper_steps"]
+    alone = neff.estimate_effective_dimension(operator, [0.01, 1.0], "paper", paper_steps=SOLVER["paper_steps"],
+                                              seed=SOLVER["seed"])
+    np.testing.assert_allclose(paper_effective_dimension(eigen.ritz(SOLVER["paper_steps"]), [0.01, 1.0]),
+                               alone.value, rtol=1e-10)
+    with pytest.raises(neff.NeffError, match="min_steps"):
+        eigen.ritz(eigen.steps + 1)
+
+
+@pytest.mark.parametrize("phase", ["lanczos", "slq"])
+def test_killed_spectrum_resumes_to_the_uninterrupted_result(operator, tmp_path, phase):
+    full, full_rule = compute_spectrum(operator, **SOLVER)
+    lanczos_products = full.n_hvp
+    kill_after = 17 if phase == "lanczos" else lanczos_products + 2 * SOLVER["probe_steps"] + 5
+    checkpoint = tmp_path / "spectrum.ckpt"
+    start = operator.n_hvp
+    with pytest.raises(KeyboardInterrupt):
+        compute_spectrum(Interrupting(operator, start + kill_after), **SOLVER, checkpoint=checkpoint)
+    assert sorted(path.name for path in tmp_path.iterdir())[0].startswith("spectrum.ckpt.")
+    before = operator.n_hvp
+    resumed, rule = compute_spectrum(operator, **SOLVER, checkpoint=checkpoint)
+    np.testing.assert_allclose(resumed.eigenvalues, full.eigenvalues, rtol=1e-12)
+    np.testing.assert_allclose(rule.nodes, full_rule.nodes, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(rule.weights, full_rule.weights, rtol=1e-9, atol=1e-12)
+    spent = operator.n_hvp - before
+    total = lanczos_products + SOLVER["probes"] * SOLVER["probe_steps"]
+    if phase == "lanczos":  # every product before the kill replayed (the log is saved as the job dies)
+        assert spent == total - kill_after
+    else:  # the whole Lanczos run replayed but its residual checks, the two finished probes kept
+        assert spent == SOLVER["k"] + (SOLVER["probes"] - 2) * SOLVER["probe_steps"]
+
+
+def test_file_keeps_what_the_estimators_need(operator, tmp_path):
+    eigen, rule = compute_spectrum(operator, **SOLVER)
+    save_spectrum(tmp_path / "s.npz", eigen, {"model": "mlp"}, quadrature=rule)
+    spectrum = load_spectrum(tmp_path / "s.npz")
+    loaded = eigen_result(spectrum)
+    np.testing.assert_array_equal(loaded.tridiagonal, eigen.tridiagonal)
+    np.testing.assert_array_equal(spectrum["quadrature"].nodes, rule.nodes)
+    pd.testing.assert_frame_equal(pd.DataFrame(neff_rows({}, loaded, [0.1], spectrum["quadrature"], 30)),
+                                  pd.DataFrame(neff_rows({}, eigen, [0.1], rule, 30)))
+
+
+def test_table_estimators_against_the_dense_spectrum(operator):
+    """certified bounds hold, slq's interval holds the truth and its value carries the tail the
+    top-k sum misses, the paper row is the Ritz-value sum, dense spectra give exact rows."""
+    zs = [1e-3, 1e-2, 0.1]
+    truth = neff.effective_dimension(np.linalg.eigvalsh(operator.dense().numpy()), zs)
+    eigen, rule = compute_spectrum(operator, **{**SOLVER, "probes": 10, "probe_steps": 30})
+    rows = {(row["estimator"], row["z"]): row for row in neff_rows({"model": "mlp"}, eigen, zs, rule, 30)}
+    assert {name for name, _ in rows} == {"slq", "certified", "paper"}
+    for z, exact in zip(zs, truth):
+        slq, certified, paper = (rows[name, z] for name in ("slq", "certified", "paper"))
+        assert certified["lower"] <= exact <= certified["upper"]
+        assert slq["lower"] <= exact <= slq["upper"] and slq["interval"] == "95% confidence"
+        assert np.isnan(paper["lower"]) and paper["value"] == pytest.approx(
+            paper_effective_dimension(eigen.ritz(30), z))
+    assert rows["slq", 1e-3]["value"] > rows["certified", 1e-3]["value"] + 5  # the tail at small z
+    dense = neff_rows({}, neff.exact_eigenpairs(operator), zs)
+    assert [row["estimator"] for row in dense] == ["exact"] * 3
+    np.testing.assert_allclose([row["value"] for row in dense], truth, rtol=1e-10)
+
+
+def test_headline_refuses_a_table_of_top_k_sums_only(operator):
+    eigen, _ = compute_spectrum(operator, **{**SOLVER, "probes": 0})
+    table = pd.DataFrame(neff_rows({"model": "mlp"}, eigen, [0.1]))
+    with pytest.raises(neff.NeffError, match="no headline rows"):
+        headline(table, 0.1)
