@@ -6,7 +6,8 @@ sm = snakemake  # noqa: F821 (snakemake injects it)
 spec = sm.params.data
 with log_to(sm.log[0]):
     data = load_dataset(spec["name"], seed=spec["seed"], subset=spec["subset"], label_noise=spec["label_noise"],
-                        root=spec["root"], download=spec["download"], normalization=spec.get("normalization"))
+                        root=spec["root"], download=spec["download"], normalization=spec.get("normalization"),
+                        options=spec.get("options"))
     save_dataset(data, sm.output.data)
     print(f"{data.name}: {len(data.train)} training and {len(data.test)} test examples, "
           f"{len(data.corrupted)} labels corrupted")

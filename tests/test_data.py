@@ -104,3 +104,19 @@ def test_cifar_is_read_by_torchvision_and_normalised_as_configured(tmp_path, mon
     assert data.black == pytest.approx([-1.0, -1.6, -1.5])
     default = cifar(10, root=tmp_path, download=False)
     assert default.black == pytest.approx([-0.4914 / 0.2470, -0.4822 / 0.2435, -0.4465 / 0.2616])
+
+
+def test_spirals_sweep_data_is_the_originals_split():
+    """two_spirals_increasing_width: twospirals(1500, noise=1.0), shuffled, 1000 to train and the
+    other 2000 to test; options reach only the synthetic generator that takes them."""
+    data = load_dataset("spirals", options={"points_per_class": 1500, "noise": 1.0, "train": 1000})
+    assert len(data.train) == 1000 and len(data.test) == 2000
+    points = torch.cat([data.train.tensors[0], data.test.tensors[0]]).double()
+    assert abs(float(points.mean(0).abs().max())) < 1e-6  # every point and its mirror image
+    assert float(data.train.tensors[1].float().mean()) == pytest.approx(0.5, abs=0.05)  # shuffled classes
+    with pytest.raises(NeffError, match=r"options \['noise_sd'\] do not apply to spirals; it takes noise"):
+        load_dataset("spirals", options={"noise_sd": 1.0})
+    with pytest.raises(NeffError, match="do not apply to digits; it takes none"):
+        load_dataset("digits", options={"noise": 1.0})
+    with pytest.raises(NeffError, match="must leave test points"):
+        load_dataset("spirals", options={"points_per_class": 10, "train": 20})

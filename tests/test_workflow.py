@@ -63,17 +63,17 @@ MODEL_RULES = ("data", "train", "spectrum", "table", "figure", "all")
 
 
 def test_plan_of_the_default_config(default_plan):
-    # 23 digits MLPs (Figures 1-2 share 6), 16 two-spirals MLPs (5 widths x 2 seeds, 4 depths x 2
-    # seeds, sharing width 20 at depth 4; the study's net is one of them), one LeNet: each
-    # trained once and its spectrum computed once
-    assert planned(default_plan, *MODEL_RULES) == {"data": 3, "train": 40, "spectrum": 40, "table": 4,
+    # 23 digits MLPs (Figures 1-2 share 6); the two-spirals study's net, 10 width-sweep and 8
+    # depth-sweep nets (each sweep on its own data, one data job each); one LeNet: each trained
+    # once and its spectrum computed once
+    assert planned(default_plan, *MODEL_RULES) == {"data": 5, "train": 43, "spectrum": 43, "table": 4,
                                                    "figure": 3, "all": 1}
 
 
 def test_plan_of_the_paper_config(paper_plan):
-    # 64 ResNet18 widths + 16 x 9 ConvNetDepth models; 490 two-spirals nets (29 widths x 5
-    # repeats + 14 depths x 25 repeats, sharing width 20 at depth 4 for seeds 0-4); one LeNet
-    assert planned(paper_plan, *MODEL_RULES) == {"data": 3, "train": 699, "spectrum": 699, "table": 4,
+    # 64 ResNet18 widths + 16 x 9 ConvNetDepth models; the study's net, 29 widths x 5 repeats and
+    # 14 depths x 25 repeats of two-spirals nets; one LeNet
+    assert planned(paper_plan, *MODEL_RULES) == {"data": 5, "train": 705, "spectrum": 705, "table": 4,
                                                  "figure": 3, "all": 1}
 
 
@@ -115,6 +115,10 @@ def test_bad_config_is_refused_in_one_sentence(tmp_path):
     ({"studies": {"spirals": {"model": {"width": 16}}}},
      "config error at studies.spirals.model: {'model': 'mlp', 'width': 16, 'depth': 2, 'seed': 0} is not a "
      "model of any grid of experiment 'spirals'"),
+    ({"figures": {"spirals_neff": {"experiment": ["spirals_width"]}}},
+     "config error at figures.spirals_neff.experiment: a list of experiments names one per grid, but there are 1 for 2 grids"),
+    ({"figures": {"spirals_neff": {"experiment": ["spirals_depth", "spirals_width"]}}},
+     "config error at figures.spirals_neff.grids: 'width' is not a grid of experiment 'spirals_depth'"),
     ({"studies": {"homogeneity": {"planes": {"top": {"space": "bottom"}}}}},
      "config error at studies.homogeneity.planes.top: the bottom eigenvectors need every eigenpair"),
     ({"studies": {"homogeneity": {"planes": {"top": {"k": 5}}}}},

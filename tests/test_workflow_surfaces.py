@@ -56,11 +56,11 @@ def test_tiny_real_run_of_the_spirals_study_and_a_rerun_of_one_lost_chunk(tmp_pa
     checks = json.loads((tmp_path / SPIRALS / "directions.json").read_text())["checks"]
     assert max(check["orthonormality_error"] for check in checks.values()) < 1e-10
     assert checks["degenerate"]["outside_subspace"] < 1e-10
-    # the study's net keeps its eigenvectors (every pair: dense), the others of its experiment do not
+    # the study's net keeps its eigenvectors (every pair: dense), the sweeps' nets do not
     vectors = load_spectrum(tmp_path / SPIRALS_MODEL / "spectrum.npz", eigenvectors=True)["eigenvectors"]
     assert vectors.shape == (final["num_params"], final["num_params"])
     assert "eigenvectors" not in np.load(
-        tmp_path / "results/spirals/models/model~mlp/width~4/depth~2/seed~0/spectrum.npz").files
+        tmp_path / "results/spirals_width/models/model~mlp/width~4/depth~2/seed~0/spectrum.npz").files
 
     # a run stopped before one chunk was done: only that chunk (and what needs it) runs again
     for lost in (tmp_path / SPIRALS / "planes" / "plane~bottom" / "chunk~0.npz", tmp_path / SPIRALS / "surfaces.csv",

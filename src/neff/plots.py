@@ -72,11 +72,14 @@ def width_depth(table: pd.DataFrame, z: float, interpolation_threshold: float, p
     of the headline N_eff at ``z``, test loss, train loss and the generalization gap (test -
     train loss) over width x depth, with contours of equal parameter count (white) and a train-
     loss boundary (dashed: ``boundary`` {"loss": column, "level": value}, default the clean
-    train loss at the interpolation threshold); and N_eff against the gap, coloured by train loss."""
+    train loss at the interpolation threshold); and N_eff against the gap, coloured by train loss.
+    The gap, its scatter and the boundary use the same train loss (the original: the logged one)."""
     boundary = boundary or {"loss": "train_loss", "level": interpolation_threshold}
-    table = headline(table, z).assign(gap=lambda t: t["test_loss"] - t["train_loss"])
+    train = boundary["loss"]
+    name = "running train loss (as logged)" if train == "running_train_loss" else "train loss"
+    table = headline(table, z).assign(gap=lambda t: t["test_loss"] - t[train])
     panels = [("value", f"N_eff, {table['estimator'].iloc[0]} (z={z:g})"), ("test_loss", "test loss"),
-              ("train_loss", "train loss"), ("gap", "generalization gap (test - train loss)")]
+              (train, name), ("gap", f"generalization gap (test - {name})")]
     grid = table.groupby(["depth", "width"]).mean(numeric_only=True)
     depths, widths = sorted(table["depth"].unique()), sorted(table["width"].unique())
 
@@ -97,15 +100,14 @@ def width_depth(table: pd.DataFrame, z: float, interpolation_threshold: float, p
                 levels = sorted(contours or np.geomspace(np.nanmin(params), np.nanmax(params), 5)[1:-1])
                 lines = ax.contour(params, levels=levels, colors="white", linewidths=0.8)
                 ax.clabel(lines, fmt=lambda v: f"{v:.2g}", fontsize=6)
-                ax.contour(surface(boundary["loss"]), levels=[boundary["level"]], colors="red",
+                ax.contour(surface(train), levels=[boundary["level"]], colors="red",
                            linestyles="--", linewidths=1.2)
             ax.set_title(label)
-        points = axes[4].scatter(table["gap"], table["value"], c=table["train_loss"], cmap="plasma", s=14)
-        fig.colorbar(points, ax=axes[4], label="train loss")
+        points = axes[4].scatter(table["gap"], table["value"], c=table[train], cmap="plasma", s=14)
+        fig.colorbar(points, ax=axes[4], label=name)
         axes[4].set_xlabel("generalization gap")
         axes[4].set_ylabel("N_eff")
         axes[4].set_title("N_eff against the gap")
-        name = "running train loss (as logged)" if boundary["loss"] == "running_train_loss" else "train loss"
         proxies = [plt.Line2D([], [], color="grey", lw=0.8, label="equal parameter count"),
                    plt.Line2D([], [], color="red", ls="--", label=f"{name} = {boundary['level']:g}")]
         fig.legend(handles=proxies, loc="outside lower center", ncol=2)

@@ -218,17 +218,19 @@ def evaluate_plane(operator: Objective, directions: torch.Tensor, coordinates: n
 
 def perturbation_sweep(operators: dict[str, Objective], basis: torch.Tensor, norms, trials: int,
                        *, seed: int = 0, batch_points: int = 64) -> list[dict]:
-    """For each trial, one random unit direction in the span of ``basis`` ("top") and one in its
-    orthogonal complement ("degenerate"); the parameters are moved by each norm along it and
-    every objective (e.g. {"train": ..., "test": ...}, same model and parameters) reports loss,
-    accuracy and homogeneity. Returns one row per (direction, norm, trial, split)."""
+    """For each norm and trial a fresh random unit direction (as the original's perturbations.py)
+    in the span of ``basis`` ("top") and one in its orthogonal complement ("degenerate"); the
+    parameters are moved by the norm along it and every objective (e.g. {"train": ..., "test":
+    ...}, same model and parameters) reports loss, accuracy and homogeneity. Returns one row per
+    (direction, norm, trial, split)."""
     first = next(iter(operators.values()))
     n, norms = first.num_params, np.asarray(norms, dtype=np.float64)
     rows = []
     for label, space in (("top", "span"), ("degenerate", "complement")):
-        directions = random_directions(n, trials, space, basis, seed=seed, dtype=first.dtype, device=first.device)
+        directions = random_directions(n, len(norms) * trials, space, basis, seed=seed, dtype=first.dtype,
+                                       device=first.device).reshape(len(norms), trials, n)
         steps = first.place(torch.as_tensor(norms))
-        moves = (steps[:, None, None] * directions[None]).reshape(-1, n)  # norm-major, then trial
+        moves = (steps[:, None, None] * directions).reshape(-1, n)  # norm-major, then trial
         for split, operator in operators.items():
             metrics = evaluate_points(operator, operator.flat_params() + moves, batch_points)
             for i, (norm, trial) in enumerate(np.ndindex(len(norms), trials)):

@@ -50,29 +50,44 @@ def grid_rows(experiment, grid):
     ]
 
 
+def figure_sources(figure):
+    """(experiment, grid) of each grid a figure draws: one experiment for all, or one per grid."""
+    experiments = figure["experiment"]
+    if not isinstance(experiments, list):
+        experiments = [experiments] * len(figure["grids"])
+    return list(zip(experiments, figure["grids"]))
+
+
 def check_references(config):
     """Keys that name other keys, checked before any job runs."""
     experiments, studies = config["experiments"], config["studies"]
     for name, figure in config["figures"].items():
         where = f"figures.{name}"
-        experiment = experiments.get(figure["experiment"])
-        if experiment is None:
+        if isinstance(figure["experiment"], list) and len(figure["experiment"]) != len(
+            figure["grids"]
+        ):
             config_error(
                 f"{where}.experiment",
-                f"{figure['experiment']!r} is not one of the experiments {sorted(experiments)}",
+                f"a list of experiments names one per grid, but there are {len(figure['experiment'])} for {len(figure['grids'])} grids",
             )
-        for grid in figure["grids"]:
+        for source, grid in figure_sources(figure):
+            experiment = experiments.get(source)
+            if experiment is None:
+                config_error(
+                    f"{where}.experiment",
+                    f"{source!r} is not one of the experiments {sorted(experiments)}",
+                )
             if grid not in experiment["grids"]:
                 config_error(
                     f"{where}.grids",
-                    f"{grid!r} is not a grid of experiment {figure['experiment']!r} ({sorted(experiment['grids'])})",
+                    f"{grid!r} is not a grid of experiment {source!r} ({sorted(experiment['grids'])})",
                 )
-        zs = experiment["effdim"]["z"]
-        if not any(math.isclose(figure["z"], z, rel_tol=1e-9) for z in zs):
-            config_error(
-                f"{where}.z",
-                f"{figure['z']:g} is not one of experiments.{figure['experiment']}.effdim.z {zs}; add it there or choose one of those",
-            )
+            zs = experiment["effdim"]["z"]
+            if not any(math.isclose(figure["z"], z, rel_tol=1e-9) for z in zs):
+                config_error(
+                    f"{where}.z",
+                    f"{figure['z']:g} is not one of experiments.{source}.effdim.z {zs}; add it there or choose one of those",
+                )
         if figure["kind"] == "width_depth" and len(figure["grids"]) != 1:
             config_error(
                 f"{where}.grids", "a width_depth figure draws exactly one grid"
@@ -217,16 +232,24 @@ def keeps_eigenvectors(wc):
 
 
 def figure_tables(wc):
-    spec = FIGURES[wc.figure]
-    return [f"results/tables/{spec['experiment']}/{grid}.csv" for grid in spec["grids"]]
+    return [
+        f"results/tables/{experiment}/{grid}.csv"
+        for experiment, grid in figure_sources(FIGURES[wc.figure])
+    ]
 
 
 def figure_title(figure):
     """The data and model families a figure draws, e.g. 'digits, mlp'."""
-    spec = FIGURES[figure]
-    experiment = EXPERIMENTS[spec["experiment"]]
-    models = sorted({experiment["grids"][grid]["model"] for grid in spec["grids"]})
-    return f"{experiment['data']['name']}, {', '.join(models)}"
+    sources = figure_sources(FIGURES[figure])
+    data = sorted({EXPERIMENTS[e]["data"]["name"] for e, _ in sources})
+    models = sorted({EXPERIMENTS[e]["grids"][g]["model"] for e, g in sources})
+    return f"{', '.join(data)}, {', '.join(models)}"
+
+
+def figure_threshold(wc):
+    """The interpolation threshold of the figure's (first) experiment."""
+    experiment = figure_sources(FIGURES[wc.figure])[0][0]
+    return EXPERIMENTS[experiment]["effdim"]["interpolation_threshold"]
 
 
 def study_figures():

@@ -19,9 +19,7 @@ rule figure:
         "../../envs/neff.yaml"
     params:
         figure=lambda wc: FIGURES[wc.figure],
-        threshold=lambda wc: EXPERIMENTS[FIGURES[wc.figure]["experiment"]]["effdim"][
-            "interpolation_threshold"
-        ],
+        threshold=figure_threshold,
         title=lambda wc: figure_title(wc.figure),
     script:
         "../../scripts/figure.py"
