@@ -72,6 +72,32 @@ def test_killed_run_resumes_exactly(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), expected))
 
 
+def test_evaluation_every_few_epochs_changes_no_step(tmp_path):
+    """eval_every thins the metrics rows (the last epoch always has one) but not the training,
+    and a run killed between evaluations resumes to the same rows and parameters."""
+    data, model, config = small_run()
+    train(model, data, config, device="cpu")
+    expected = [p.detach().clone() for p in model.parameters()]
+    data, model, config = small_run()
+    config.eval_every, config.checkpoint_every = 3, 1
+    rows = train(model, data, config, device="cpu")
+    assert [row["epoch"] for row in rows] == [3, 4]
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), expected))
+
+    def kill_at_three(row):
+        if row["epoch"] == 3:
+            raise Killed
+
+    data, model, config = small_run()
+    config.eval_every, config.checkpoint_every = 3, 1
+    with pytest.raises(Killed):
+        train(model, data, config, checkpoint=tmp_path / "ckpt.pt", device="cpu", on_epoch=kill_at_three)
+    data, model, config = small_run()
+    config.eval_every, config.checkpoint_every = 3, 1
+    assert train(model, data, config, checkpoint=tmp_path / "ckpt.pt", device="cpu") == rows
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), expected))
+
+
 def test_divergence_is_one_clear_error():
     data, model, config = small_run()
     config.lr = 1e6

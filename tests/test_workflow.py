@@ -201,20 +201,25 @@ def test_report_renders_every_caption(tiny_run):
     assert not any("System Message" in shown[figure]["caption"] for figure in figures)
 
 
+def kill_once_written(workdir, target, config, checkpoint, grace=0.0):
+    """Run snakemake for ``target`` and stop it with SIGTERM (as a cluster scheduler stops a
+    job) once ``checkpoint`` exists (and ``grace`` seconds more)."""
+    job = subprocess.Popen(snakemake_command(workdir, "--cores", "1", target, config=config),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline and job.poll() is None:
+        time.sleep(0.02)
+    assert checkpoint.exists(), f"the job never wrote {checkpoint.name}"
+    time.sleep(grace)
+    os.killpg(job.pid, signal.SIGTERM)
+    job.wait(60)
+
+
 def test_killed_training_job_resumes(tmp_path):
     config = experiment("double_descent", train={"epochs": 400, "checkpoint_every": 1})
     model = tmp_path / MODELS / "model~mlp" / "width~4" / "depth~1" / "seed~0"
     target = str(model.relative_to(tmp_path) / "model.pt")
-    job = subprocess.Popen(snakemake_command(tmp_path, "--cores", "1", target, config=config),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    checkpoint = model / "train.ckpt.pt"
-    deadline = time.time() + 120
-    while not checkpoint.exists() and time.time() < deadline and job.poll() is None:
-        time.sleep(0.05)
-    assert checkpoint.exists(), "training never wrote a checkpoint"
-    time.sleep(0.5)
-    os.killpg(job.pid, signal.SIGTERM)  # as a cluster scheduler stops a job
-    job.wait(60)
+    kill_once_written(tmp_path, target, config, model / "train.ckpt.pt", grace=0.5)
     assert not (model / "model.pt").exists()
     log = tmp_path / "results" / "logs" / "train" / "double_descent" / "model~mlp" / "width~4" / "depth~1" / "seed~0.log"
     before = len(log.read_text().splitlines())
@@ -234,15 +239,8 @@ def test_killed_spectrum_job_resumes(tmp_path):
     target = str(model.relative_to(tmp_path) / "spectrum.npz")
     assert snakemake(tmp_path, "--cores", "1", str(model.relative_to(tmp_path) / "model.pt"),
                      config=config).returncode == 0
-    job = subprocess.Popen(snakemake_command(tmp_path, "--cores", "1", target, config=config),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     products = model / "spectrum.ckpt.products.pt"
-    deadline = time.time() + 120
-    while not products.exists() and time.time() < deadline and job.poll() is None:
-        time.sleep(0.02)
-    assert products.exists(), "the spectrum job never saved its products"
-    os.killpg(job.pid, signal.SIGTERM)  # as a cluster scheduler stops a job
-    job.wait(60)
+    kill_once_written(tmp_path, target, config, products)
     assert not (model / "spectrum.npz").exists() and products.exists()
     done = snakemake(tmp_path, "--cores", "1", target, config=config)
     assert done.returncode == 0, done.stderr[-3000:]

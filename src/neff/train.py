@@ -34,14 +34,15 @@ class TrainConfig:
     augment: bool = False
     seed: int = 0
     checkpoint_every: int = 5
+    eval_every: int = 1
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise NeffError(f"optimizer={self.optimizer!r} is unknown; use 'sgd' or 'adam'")
         if self.schedule not in SCHEDULES:
             raise NeffError(f"schedule={self.schedule!r} is unknown; use 'paper' or 'constant'")
-        if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0:
-            raise NeffError("epochs, batch_size and lr must be positive")
+        if self.epochs < 1 or self.batch_size < 1 or self.eval_every < 1 or not self.lr > 0:
+            raise NeffError("epochs, batch_size, eval_every and lr must be positive")
 
 
 def learning_rate(config: TrainConfig, epoch: int) -> float:
@@ -94,15 +95,18 @@ def _optimizer(model, config: TrainConfig):
 def train(model: torch.nn.Module, data: Dataset, config: TrainConfig, *,
           checkpoint: str | Path | None = None, device=None,
           on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
-    """Train ``model`` on ``data.train``; returns one metrics row per epoch (lr, train/test
-    loss and accuracy in eval mode on clean inputs, and ``running_train_loss``: the mean over
-    the epoch's augmented minibatches in train mode, the train loss the original logged). With ``checkpoint``, state is saved every ``checkpoint_every`` epochs
-    and at the end, and a rerun resumes from it; the result equals an uninterrupted run."""
+    """Train ``model`` on ``data.train``; returns a metrics row every ``eval_every`` epochs and
+    at the last (lr, train/test loss and accuracy in eval mode on clean inputs, and
+    ``running_train_loss``: the mean over the epoch's augmented minibatches in train mode, the
+    train loss the original logged). With ``checkpoint``, state is saved every
+    ``checkpoint_every`` epochs and at the end, and a rerun resumes from it; the result equals
+    an uninterrupted run."""
     device = torch.device(device) if device is not None else default_device()
     model.to(device)
     optimizer = _optimizer(model, config)
     loss_fn = data.loss_fn()
     history: list[dict] = []
+    done = 0
     path = Path(checkpoint) if checkpoint else None
     if path is not None and path.exists():
         state = torch.load(path, map_location=device, weights_only=True)
@@ -111,17 +115,18 @@ def train(model: torch.nn.Module, data: Dataset, config: TrainConfig, *,
                             "or use the settings it was trained with")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        history = state["history"]
-    train_eval = data.loader("train", 512)
-    test_eval = data.loader("test", 512)
+        history, done = state["history"], state["epochs_done"]
+    evaluation = max(512, config.batch_size)  # full-batch training evaluates in one pass too
+    train_eval = data.loader("train", evaluation)
+    test_eval = data.loader("test", evaluation)
 
-    def save():
+    def save(epochs_done: int):
         if path is not None:
             with atomic_path(path) as tmp:
                 torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                            "history": history, "config": asdict(config)}, tmp)
+                            "history": history, "epochs_done": epochs_done, "config": asdict(config)}, tmp)
 
-    for epoch in range(len(history), config.epochs):
+    for epoch in range(done, config.epochs):
         seed = config.seed * 100_003 + epoch  # per epoch, so a resumed run draws the same
         generator = torch.Generator().manual_seed(seed)
         lr = learning_rate(config, epoch)
@@ -142,12 +147,16 @@ def train(model: torch.nn.Module, data: Dataset, config: TrainConfig, *,
             optimizer.step()
             running += loss.detach() * len(inputs)
             seen += len(inputs)
-        train_loss, train_acc = evaluate(model, train_eval, loss_fn, device)
-        test_loss, test_acc = evaluate(model, test_eval, loss_fn, device)
-        history.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
-                        "test_loss": test_loss, "test_acc": test_acc, "running_train_loss": float(running) / seen})
-        if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == config.epochs:
-            save()
-        if on_epoch is not None:
+        last = epoch + 1 == config.epochs
+        evaluated = (epoch + 1) % config.eval_every == 0 or last
+        if evaluated:
+            train_loss, train_acc = evaluate(model, train_eval, loss_fn, device)
+            test_loss, test_acc = evaluate(model, test_eval, loss_fn, device)
+            history.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
+                            "test_loss": test_loss, "test_acc": test_acc,
+                            "running_train_loss": float(running) / seen})
+        if (epoch + 1) % config.checkpoint_every == 0 or last:
+            save(epoch + 1)
+        if evaluated and on_epoch is not None:
             on_epoch(history[-1])
     return history
