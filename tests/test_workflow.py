@@ -123,7 +123,7 @@ def test_bad_config_is_refused_in_one_sentence(tmp_path):
      "config error at studies.homogeneity.planes.top: the bottom eigenvectors need every eigenpair"),
     ({"studies": {"homogeneity": {"planes": {"top": {"k": 5}}}}},
      "config error at studies.homogeneity.planes.top: k = 5 exceeds the 4 eigenpairs"),
-    ({"figures": {"spirals_surfaces": {"kind": "sweeps", "experiment": "spirals", "grids": ["width"], "z": 50}}},
+    ({"figures": {"spirals_surfaces": {"kind": "sweeps", "experiment": "spirals_width", "grids": ["width"], "z": 50}}},
      "config error at figures.spirals_surfaces: the name is taken"),
 ])
 def test_keys_that_name_other_keys_are_checked_before_any_job(tmp_path, config, sentence):
