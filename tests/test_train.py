@@ -50,6 +50,19 @@ def test_crops_pad_with_black_as_torchvision_does_before_normalising():
     assert (back[~black] >= 0.1 - 1e-5).all()  # everything else is the image
 
 
+def test_training_crops_pad_with_the_datasets_black():
+    """The training loop hands the dataset's black pixel to the crops: another black, another run."""
+    def one_epoch(black):
+        data, model, config = small_run(augment=True)
+        config.epochs = 1
+        data.black = black
+        train(model, data, config, device="cpu")
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    assert torch.equal(one_epoch(None), one_epoch((0.0,)))
+    assert not torch.equal(one_epoch(None), one_epoch((-3.0,)))
+
+
 class Killed(Exception):
     pass
 
