@@ -1,6 +1,7 @@
 """Rule train: one model of an experiment, trained with checkpoints (a killed job resumes)."""
 import json
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -24,6 +25,7 @@ with log_to(sm.log[0], mode="a"):
     with atomic_path(sm.output.model) as tmp:
         torch.save(model.state_dict(), tmp)
     write_csv(sm.output.metrics, pd.DataFrame(history))
+    Path(sm.params.checkpoint).unlink(missing_ok=True)  # done: a rerun (new data, say) starts afresh
     write_json(sm.output.final, provenance(
         **history[-1], num_params=count_parameters(model), experiment=wc.experiment, model=wc.model,
         width=int(wc.width), depth=int(wc.depth), seed=int(wc.seed), model_kwargs=sm.params.model_kwargs,

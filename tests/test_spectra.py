@@ -91,3 +91,30 @@ def test_headline_refuses_a_table_of_top_k_sums_only(operator):
     table = pd.DataFrame(neff_rows({"model": "mlp"}, eigen, [0.1]))
     with pytest.raises(neff.NeffError, match="no headline rows"):
         headline(table, 0.1)
+
+
+def test_checkpointed_slq_takes_probes_that_stop_early(tmp_path):
+    """Lanczos stops a probe early on a tiny spectrum (an absolute breakdown threshold), at a
+    step that differs between probes: the checkpointed rules, one per probe, still stack, and
+    each still integrates x exactly (v^T H v, as the block run's rules do)."""
+    from neff.quadrature import slq
+    q = torch.linalg.qr(torch.randn(300, 300, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))[0]
+    matrix = q @ torch.diag(torch.linspace(0, 1, 300, dtype=torch.float64) ** 3 * 4e-6) @ q.T
+    block = slq(matrix, 10, 30, seed=0)
+    probes = slq(matrix, 10, 30, seed=0, checkpoint=tmp_path / "slq.pt")
+    assert probes.nodes.shape == (10, max(rule_steps := [int((w > 0).sum()) for w in probes.weights]))
+    assert len(set(rule_steps)) > 1  # the probes did stop at different steps
+    np.testing.assert_allclose(probes.samples(lambda x: x), block.samples(lambda x: x), rtol=1e-8)
+
+
+def test_headline_is_chosen_per_model(operator):
+    """A table of a dense and a Lanczos spectrum: each model keeps its own headline; a model
+    with only a top-k sum makes the table refuse."""
+    eigen, rule = compute_spectrum(operator, **SOLVER)
+    table = pd.DataFrame(neff_rows({"model": "mlp", "width": 1}, neff.exact_eigenpairs(operator), [0.1])
+                         + neff_rows({"model": "mlp", "width": 2}, eigen, [0.1], rule, 30))
+    rows = headline(table, 0.1)
+    assert sorted(zip(rows["width"], rows["estimator"])) == [(1, "exact"), (2, "slq")]
+    bare = pd.DataFrame(neff_rows({"model": "mlp", "width": 3}, eigen, [0.1]))
+    with pytest.raises(neff.NeffError, match="some models of the table have no headline rows"):
+        headline(pd.concat([table, bare]), 0.1)

@@ -87,7 +87,7 @@ def test_killed_run_resumes_exactly(tmp_path):
 
 def test_evaluation_every_few_epochs_changes_no_step(tmp_path):
     """eval_every thins the metrics rows (the last epoch always has one) but not the training,
-    and a run killed between evaluations resumes to the same rows and parameters."""
+    and a run killed after an evaluation resumes to the same rows and parameters."""
     data, model, config = small_run()
     train(model, data, config, device="cpu")
     expected = [p.detach().clone() for p in model.parameters()]
@@ -109,6 +109,49 @@ def test_evaluation_every_few_epochs_changes_no_step(tmp_path):
     config.eval_every, config.checkpoint_every = 3, 1
     assert train(model, data, config, checkpoint=tmp_path / "ckpt.pt", device="cpu") == rows
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), expected))
+
+
+def test_resume_between_evaluations_runs_only_the_remaining_epochs(tmp_path):
+    """A checkpoint taken at an epoch without a metrics row (epoch 2 of eval_every 3) resumes
+    there: the rerun trains epochs 3-4 only (counted by a forward hook) and ends as a whole run."""
+    data, model, config = small_run(eval_every=3)
+    config.checkpoint_every = 2
+    rows = train(model, data, config, device="cpu")
+    expected = [p.detach().clone() for p in model.parameters()]
+
+    def kill_at_three(row):
+        raise Killed
+
+    data, model, config = small_run(eval_every=3)
+    config.checkpoint_every = 2
+    with pytest.raises(Killed):
+        train(model, data, config, checkpoint=tmp_path / "ckpt.pt", device="cpu", on_epoch=kill_at_three)
+    data, model, config = small_run(eval_every=3)
+    config.checkpoint_every = 2
+    steps = []
+    model.register_forward_pre_hook(lambda module, args: steps.append(1) if module.training else None)
+    assert train(model, data, config, checkpoint=tmp_path / "ckpt.pt", device="cpu") == rows
+    assert len(steps) == 2 * -(-len(data.train) // config.batch_size)  # two epochs of minibatches
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), expected))
+
+
+def test_checkpoint_from_before_eval_every_resumes(tmp_path):
+    """A checkpoint written before eval_every existed (no such key, a row per epoch) resumes."""
+    data, model, config = small_run()
+    full = train(model, data, config, device="cpu")
+
+    def kill_after_two(row):
+        if row["epoch"] == 2:
+            raise Killed
+
+    data, model, config = small_run()
+    with pytest.raises(Killed):
+        train(model, data, config, checkpoint=tmp_path / "ckpt.pt", device="cpu", on_epoch=kill_after_two)
+    state = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    del state["epochs_done"], state["config"]["eval_every"]
+    torch.save(state, tmp_path / "ckpt.pt")
+    data, model, config = small_run()
+    assert train(model, data, config, checkpoint=tmp_path / "ckpt.pt", device="cpu") == full
 
 
 def test_divergence_is_one_clear_error():

@@ -117,6 +117,8 @@ def test_bad_config_is_refused_in_one_sentence(tmp_path):
      "model of any grid of experiment 'spirals'"),
     ({"figures": {"spirals_neff": {"experiment": ["spirals_width"]}}},
      "config error at figures.spirals_neff.experiment: a list of experiments names one per grid, but there are 1 for 2 grids"),
+    ({"figures": {"spirals_neff": {"experiment": ["spirals_width", "spirals_width"], "grids": ["width", "width"]}}},
+     "config error at figures.spirals_neff.grids: a figure draws each grid name once"),
     ({"figures": {"spirals_neff": {"experiment": ["spirals_depth", "spirals_width"]}}},
      "config error at figures.spirals_neff.grids: 'width' is not a grid of experiment 'spirals_depth'"),
     ({"studies": {"homogeneity": {"planes": {"top": {"space": "bottom"}}}}},

@@ -96,7 +96,7 @@ def spirals(seed: int = 0, points_per_class: int = 1000, noise: float = 1.3, tra
     """:func:`spiral_arms` (the original's ``twospirals(points_per_class, noise)``), shuffled:
     ``train`` points for training, the rest held out for test; one logit per point and binary
     cross-entropy, as the original (task ``binary``). The defaults give Section 5's 1,000
-    training points (500 per class, noise 1.3) and as many again for test; the original's
+    training points (about 500 per class, noise 1.3) and as many again for test; the original's
     width and depth sweeps used ``points_per_class=1500, train=1000`` and noise 1.0 and 1.5."""
     if not 0 < train < 2 * points_per_class:
         raise NeffError(f"train={train} must leave test points of the {2 * points_per_class} drawn; "
@@ -200,6 +200,8 @@ def load_dataset(name: str, seed: int = 0, subset: int | None = None, label_nois
     synthetic set's generator (e.g. :func:`spirals`)."""
     if name not in DATASETS:
         raise NeffError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    if normalization and name in SYNTHETIC:
+        raise NeffError(f"normalization applies to CIFAR, not to {name}; remove it")
     if name in SYNTHETIC:
         generator = SYNTHETIC[name]
         accepted = set(inspect.signature(generator).parameters) - {"seed"}
@@ -238,6 +240,8 @@ def read_dataset(path: str | Path) -> Dataset:
     if not Path(path).exists():
         raise NeffError(f"prepared dataset {path} does not exist; prepare it first")
     state = torch.load(path, map_location="cpu", weights_only=True)
+    if state["name"].startswith("cifar") and "black" not in state:
+        raise NeffError(f"prepared dataset {path} predates crop padding with black; delete it and prepare it again")
     return Dataset(state["name"], TensorDataset(*state["train"]), TensorDataset(*state["test"]),
                    state["num_classes"], tuple(state["input_shape"]), state["task"], state["corrupted"].numpy(),
                    state.get("black"))

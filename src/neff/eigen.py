@@ -58,7 +58,7 @@ class EigenResult:
         result: the values a plain m-step Lanczos run from the same start would give."""
         if not 1 <= m <= self.tridiagonal.shape[1]:
             raise NeffError(f"this result holds {self.tridiagonal.shape[1]} Lanczos steps, not {m}; "
-                            f"compute it with top_eigenpairs(..., min_steps={m})")
+                            f"compute it with top_eigenpairs(..., min_steps={m}) (workflow: spectrum.paper_steps)")
         alpha, beta = self.tridiagonal[:, :m]
         return np.linalg.eigvalsh(np.diag(alpha) + np.diag(beta[:-1], 1) + np.diag(beta[:-1], -1))
 

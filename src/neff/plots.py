@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .files import atomic_path  # noqa: E402
-from .tables import headline, select  # noqa: E402
+from .tables import headline, labels, select  # noqa: E402
 
 STYLE = {"figure.dpi": 120, "savefig.dpi": 150, "font.size": 9, "axes.spines.top": False,
          "axes.grid": True, "grid.alpha": 0.3, "legend.frameon": False}
@@ -49,10 +49,10 @@ def double_descent(table: pd.DataFrame, z: float, interpolation_threshold: float
         if len(interpolating):
             ax.axvline(interpolating[0], color="grey", ls=":", label="interpolation threshold")
         right = ax.twinx()
-        estimator = rows["estimator"].iloc[0]
+        estimator = labels(rows)
         right.plot(mean.index, mean["value"], "^-", color="black", label=f"N_eff, {estimator} (z={z:g})")
         right.fill_between(mean.index, mean["lower"], mean["upper"], color="black", alpha=0.2, lw=0,
-                           label=f"{rows['interval'].iloc[0]} interval")
+                           label=f"{labels(rows, 'interval')} interval")
         if "paper" in set(table["estimator"]):
             paper = select(table, z, "paper").groupby("width")["value"].mean().sort_index()
             right.plot(paper.index, paper.to_numpy(), "x--", color="grey", label="N_eff, paper's estimator")
@@ -78,7 +78,7 @@ def width_depth(table: pd.DataFrame, z: float, interpolation_threshold: float, p
     train = boundary["loss"]
     name = "running train loss (as logged)" if train == "running_train_loss" else "train loss"
     table = headline(table, z).assign(gap=lambda t: t["test_loss"] - t[train])
-    panels = [("value", f"N_eff, {table['estimator'].iloc[0]} (z={z:g})"), ("test_loss", "test loss"),
+    panels = [("value", f"N_eff, {labels(table)} (z={z:g})"), ("test_loss", "test loss"),
               (train, name), ("gap", f"generalization gap (test - {name})")]
     grid = table.groupby(["depth", "width"]).mean(numeric_only=True)
     depths, widths = sorted(table["depth"].unique()), sorted(table["width"].unique())

@@ -95,7 +95,18 @@ def slq(operator: CurvatureOperator, num_samples: int = 10, steps: int = 30, *, 
         with atomic_path(path) as tmp:
             torch.save({"header": header, "nodes": [torch.from_numpy(r.nodes) for r in rules],
                         "weights": [torch.from_numpy(r.weights) for r in rules]}, tmp)
-    return Quadrature(np.concatenate([r.nodes for r in rules]), np.concatenate([r.weights for r in rules]))
+    return stacked(rules)
+
+
+def stacked(rules: list[Quadrature]) -> Quadrature:
+    """Rules of single probes as one: Lanczos stops early on a small invariant subspace, so a
+    shorter rule is padded with zero-weight copies of its last node."""
+    width = max(rule.nodes.shape[1] for rule in rules)
+
+    def pad(array, mode):
+        return np.pad(array, ((0, 0), (0, width - array.shape[1])), mode=mode)
+    return Quadrature(np.concatenate([pad(rule.nodes, "edge") for rule in rules]),
+                      np.concatenate([pad(rule.weights, "constant") for rule in rules]))
 
 
 def _checksum(basis: torch.Tensor | None) -> list:

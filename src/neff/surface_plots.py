@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .plots import STYLE, mean_band, plt, save
-from .tables import headline
+from .tables import headline, labels
 
 DIRECTION_COLORS = {"top": "tab:red", "degenerate": "tab:blue"}
 
@@ -89,7 +89,7 @@ def neff_sweeps(tables: dict[str, pd.DataFrame], z: float, paths: Sequence[str |
             axis = "depth" if rows["width"].nunique() == 1 and rows["depth"].nunique() > 1 else "width"
             seeds = rows["seed"].nunique()
             mean_band(ax, rows, axis, "value", marker="^", color="black",
-                      label=f"N_eff, {rows['estimator'].iloc[0]} (z={z:g}), {seeds} seed{'s' * (seeds > 1)}")
+                      label=f"N_eff, {labels(rows)} (z={z:g}), {seeds} seed{'s' * (seeds > 1)}")
             ax.set_xlabel(axis)
             ax.set_ylabel("effective dimensionality")
             right = ax.twinx()

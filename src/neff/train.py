@@ -110,12 +110,13 @@ def train(model: torch.nn.Module, data: Dataset, config: TrainConfig, *,
     path = Path(checkpoint) if checkpoint else None
     if path is not None and path.exists():
         state = torch.load(path, map_location=device, weights_only=True)
-        if state["config"] != asdict(config):
+        if {"eval_every": 1, **state["config"]} != asdict(config):  # checkpoints before eval_every: 1
             raise NeffError(f"checkpoint {path} was written with other training settings; delete it "
                             "or use the settings it was trained with")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        history, done = state["history"], state["epochs_done"]
+        history = state["history"]
+        done = state.get("epochs_done", len(history))  # before eval_every, a row per epoch
     evaluation = max(512, config.batch_size)  # full-batch training evaluates in one pass too
     train_eval = data.loader("train", evaluation)
     test_eval = data.loader("test", evaluation)

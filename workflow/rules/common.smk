@@ -70,6 +70,11 @@ def check_references(config):
                 f"{where}.experiment",
                 f"a list of experiments names one per grid, but there are {len(figure['experiment'])} for {len(figure['grids'])} grids",
             )
+        if len(set(figure["grids"])) < len(figure["grids"]):
+            config_error(
+                f"{where}.grids",
+                "a figure draws each grid name once; rename a grid in its experiment",
+            )
         for source, grid in figure_sources(figure):
             experiment = experiments.get(source)
             if experiment is None:
