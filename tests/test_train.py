@@ -18,7 +18,7 @@ def small_run(**kwargs):
     data = load_dataset("digits", subset=200)
     torch.manual_seed(0)
     model = build_model("mlp", 10, (1, 8, 8), width=16, depth=1)
-    config = TrainConfig(epochs=4, batch_size=32, lr=0.05, checkpoint_every=1, **kwargs)
+    config = TrainConfig(**{"epochs": 4, "batch_size": 32, "lr": 0.05, "checkpoint_every": 1, **kwargs})
     return data, model, config
 
 
@@ -67,91 +67,73 @@ class Killed(Exception):
     pass
 
 
-def test_killed_run_resumes_exactly(tmp_path):
-    data, model, config = small_run()
-    full = train(model, data, config, device="cpu")
-    expected = [p.detach().clone() for p in model.parameters()]
-
-    def kill_after_two(row):
-        if row["epoch"] == 2:
+def killed_at(tmp_path, epoch, **settings):
+    """small_run(**settings) trained with a checkpoint and stopped after its row of ``epoch``."""
+    def kill(row):
+        if row["epoch"] == epoch:
             raise Killed
 
-    data, model, config = small_run()
+    data, model, config = small_run(**settings)
     with pytest.raises(Killed):
-        train(model, data, config, checkpoint=tmp_path / "ckpt.pt", device="cpu", on_epoch=kill_after_two)
-    data, model, config = small_run()
-    resumed = train(model, data, config, checkpoint=tmp_path / "ckpt.pt", device="cpu")
-    assert resumed == full
+        train(model, data, config, checkpoint=tmp_path / "ckpt.pt", device="cpu", on_epoch=kill)
+
+
+def whole_run(**settings):
+    """The rows and final parameters of small_run(**settings) trained without interruption."""
+    data, model, config = small_run(**settings)
+    rows = train(model, data, config, device="cpu")
+    return rows, [p.detach().clone() for p in model.parameters()]
+
+
+def resumed_run(tmp_path, **settings):
+    """small_run(**settings) resumed from the checkpoint: rows, model, data and config."""
+    data, model, config = small_run(**settings)
+    steps = []  # training-mode forward passes, one per minibatch
+    model.register_forward_pre_hook(lambda module, args: steps.append(1) if module.training else None)
+    rows = train(model, data, config, checkpoint=tmp_path / "ckpt.pt", device="cpu")
+    return rows, model, len(steps) / -(-len(data.train) // config.batch_size)
+
+
+def test_killed_run_resumes_exactly(tmp_path):
+    full, expected = whole_run()
+    killed_at(tmp_path, 2)
+    rows, model, epochs_run = resumed_run(tmp_path)
+    assert rows == full and epochs_run == 2
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), expected))
 
 
 def test_evaluation_every_few_epochs_changes_no_step(tmp_path):
     """eval_every thins the metrics rows (the last epoch always has one) but not the training,
     and a run killed after an evaluation resumes to the same rows and parameters."""
-    data, model, config = small_run()
-    train(model, data, config, device="cpu")
-    expected = [p.detach().clone() for p in model.parameters()]
-    data, model, config = small_run()
-    config.eval_every, config.checkpoint_every = 3, 1
-    rows = train(model, data, config, device="cpu")
+    _, expected = whole_run()
+    rows, thinned = whole_run(eval_every=3)
     assert [row["epoch"] for row in rows] == [3, 4]
-    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), expected))
-
-    def kill_at_three(row):
-        if row["epoch"] == 3:
-            raise Killed
-
-    data, model, config = small_run()
-    config.eval_every, config.checkpoint_every = 3, 1
-    with pytest.raises(Killed):
-        train(model, data, config, checkpoint=tmp_path / "ckpt.pt", device="cpu", on_epoch=kill_at_three)
-    data, model, config = small_run()
-    config.eval_every, config.checkpoint_every = 3, 1
-    assert train(model, data, config, checkpoint=tmp_path / "ckpt.pt", device="cpu") == rows
+    assert all(torch.equal(a, b) for a, b in zip(thinned, expected))
+    killed_at(tmp_path, 3, eval_every=3)
+    resumed, model, epochs_run = resumed_run(tmp_path, eval_every=3)
+    assert resumed == rows and epochs_run == 1
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), expected))
 
 
 def test_resume_between_evaluations_runs_only_the_remaining_epochs(tmp_path):
     """A checkpoint taken at an epoch without a metrics row (epoch 2 of eval_every 3) resumes
-    there: the rerun trains epochs 3-4 only (counted by a forward hook) and ends as a whole run."""
-    data, model, config = small_run(eval_every=3)
-    config.checkpoint_every = 2
-    rows = train(model, data, config, device="cpu")
-    expected = [p.detach().clone() for p in model.parameters()]
-
-    def kill_at_three(row):
-        raise Killed
-
-    data, model, config = small_run(eval_every=3)
-    config.checkpoint_every = 2
-    with pytest.raises(Killed):
-        train(model, data, config, checkpoint=tmp_path / "ckpt.pt", device="cpu", on_epoch=kill_at_three)
-    data, model, config = small_run(eval_every=3)
-    config.checkpoint_every = 2
-    steps = []
-    model.register_forward_pre_hook(lambda module, args: steps.append(1) if module.training else None)
-    assert train(model, data, config, checkpoint=tmp_path / "ckpt.pt", device="cpu") == rows
-    assert len(steps) == 2 * -(-len(data.train) // config.batch_size)  # two epochs of minibatches
+    there: the rerun trains epochs 3-4 only and ends as a whole run."""
+    rows, expected = whole_run(eval_every=3, checkpoint_every=2)
+    killed_at(tmp_path, 3, eval_every=3, checkpoint_every=2)  # the last checkpoint: epoch 2
+    resumed, model, epochs_run = resumed_run(tmp_path, eval_every=3, checkpoint_every=2)
+    assert resumed == rows and epochs_run == 2
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), expected))
 
 
 def test_checkpoint_from_before_eval_every_resumes(tmp_path):
     """A checkpoint written before eval_every existed (no such key, a row per epoch) resumes."""
-    data, model, config = small_run()
-    full = train(model, data, config, device="cpu")
-
-    def kill_after_two(row):
-        if row["epoch"] == 2:
-            raise Killed
-
-    data, model, config = small_run()
-    with pytest.raises(Killed):
-        train(model, data, config, checkpoint=tmp_path / "ckpt.pt", device="cpu", on_epoch=kill_after_two)
+    full, _ = whole_run()
+    killed_at(tmp_path, 2)
     state = torch.load(tmp_path / "ckpt.pt", weights_only=True)
     del state["epochs_done"], state["config"]["eval_every"]
     torch.save(state, tmp_path / "ckpt.pt")
-    data, model, config = small_run()
-    assert train(model, data, config, checkpoint=tmp_path / "ckpt.pt", device="cpu") == full
+    rows, _, epochs_run = resumed_run(tmp_path)
+    assert rows == full and epochs_run == 2
 
 
 def test_divergence_is_one_clear_error():
