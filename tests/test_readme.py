@@ -11,7 +11,8 @@ def test_own_model_example_runs(capsys):
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     exec(compile(code, str(README), "exec"), {})
     printed = capsys.readouterr().out
-    assert "largest eigenpairs converged" in printed and "N_eff by slq" in printed
+    converged = re.search(r"(\d+)/(\d+) largest eigenpairs converged", printed)
+    assert converged and converged.group(1) == converged.group(2) != "0" and "N_eff by slq" in printed
 
 
 def test_quick_start_has_two_commands():
