@@ -3,7 +3,6 @@ eigenpair (method dense, small models), or one solver run for the certified top 
 paper_steps Ritz values for the paper's estimator) and deflated SLQ probes for the rest. A
 killed job resumes from its checkpoints (products, finished probes) on rerun."""
 import time
-from pathlib import Path
 
 import torch
 
@@ -12,7 +11,7 @@ from neff.device import default_device
 from neff.files import log_to, provenance, write_json
 from neff.hessian import HessianOperator
 from neff.models import load_grid_model
-from neff.spectra import compute_spectrum, save_spectrum
+from neff.spectra import checkpoint_files, compute_spectrum, save_spectrum
 
 sm = snakemake  # noqa: F821 (snakemake injects it)
 wc, spec, keep_vectors = sm.wildcards, sm.params.spectrum, sm.params.eigenvectors
@@ -35,5 +34,5 @@ with log_to(sm.log[0], mode="a"):
                         n_hvp=operator.n_hvp, seconds=time.perf_counter() - start)
     save_spectrum(sm.output.spectrum, eigen, record, eigenvectors=keep_vectors, quadrature=quadrature)
     write_json(sm.output.record, {**record, "eigen": eigen.record()})
-    for leftover in Path(sm.params.checkpoint).parent.glob(Path(sm.params.checkpoint).name + ".*.pt"):
-        leftover.unlink()
+    for done in checkpoint_files(sm.params.checkpoint).values():
+        done.unlink(missing_ok=True)

@@ -49,6 +49,6 @@ with log_to(sm.log[0]):
                   for lo, hi in zip(inputs.min(0).values - margin, inputs.max(0).values + margin)]
     maps = decision_maps(objective, points, xlim, ylim, spec["resolution"])
     with atomic_path(sm.output.maps) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, probabilities=maps, titles=np.array(titles), rows=rows, xlim=xlim, ylim=ylim, inputs=inputs.numpy(),
-                 labels=labels.numpy(), homogeneity=kept)
+        np.savez(handle, probabilities=maps, titles=np.array(titles), rows=rows, xlim=xlim, ylim=ylim,
+                 inputs=inputs.numpy(), labels=labels.numpy(), homogeneity=kept)
     write_json(sm.output.record, provenance(boundaries=spec, homogeneity=dict(zip(titles, kept.tolist()))))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.linalg import eigvalsh_tridiagonal
 from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 
 from .errors import NeffError
@@ -60,7 +61,7 @@ class EigenResult:
             raise NeffError(f"this result holds {self.tridiagonal.shape[1]} Lanczos steps, not {m}; "
                             f"compute it with top_eigenpairs(..., min_steps={m}) (workflow: spectrum.paper_steps)")
         alpha, beta = self.tridiagonal[:, :m]
-        return np.linalg.eigvalsh(np.diag(alpha) + np.diag(beta[:-1], 1) + np.diag(beta[:-1], -1))
+        return eigvalsh_tridiagonal(alpha, beta[:-1])
 
     @property
     def k(self) -> int:

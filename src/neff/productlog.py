@@ -24,6 +24,25 @@ from .files import atomic_path
 FORMAT = "neff-product-log/1"
 
 
+def save_checkpoint(path: Path, header: dict, **state) -> None:
+    """Write ``state`` with the ``header`` that identifies its run, atomically."""
+    with atomic_path(path) as tmp:
+        torch.save({"header": header, **state}, tmp)
+
+
+def load_checkpoint(path: Path, header: dict, name: str, differs: str) -> dict:
+    """The state saved at ``path`` by :func:`save_checkpoint`, refused in one sentence (naming the
+    ``name``d checkpoint and what ``differs``) when it cannot be read or has another header."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise NeffError(f"{name} {path} cannot be read ({err}); delete it to start afresh") from None
+    if not isinstance(state, dict) or state.get("header") != header:
+        raise NeffError(f"{name} {path} belongs to another run ({differs}); delete it or pass another "
+                        "checkpoint path")
+    return state
+
+
 class ProductLog:
     """Computes (or replays) operator products for a float64 Krylov process.
 
@@ -55,13 +74,7 @@ class ProductLog:
                 "n": self.operator.num_params}
 
     def _load(self) -> None:
-        try:
-            state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise NeffError(f"checkpoint {self.path} cannot be read ({err}); delete it to start afresh") from None
-        if not isinstance(state, dict) or state.get("header") != self._header():
-            raise NeffError(f"checkpoint {self.path} belongs to another run (different operator, "
-                            "parameters or seed); delete it or pass another checkpoint path")
+        state = load_checkpoint(self.path, self._header(), "checkpoint", "different operator, parameters or seed")
         device = self.operator.device
         self.products = [p.to(device) for p in state["products"]]
         self.keys = [k.to(device) for k in state["keys"]]
@@ -69,9 +82,8 @@ class ProductLog:
     def save(self) -> None:
         if self.path is None or self.unsaved == 0:
             return
-        with atomic_path(self.path) as tmp:
-            torch.save({"header": self._header(), "products": [p.cpu() for p in self.products],
-                        "keys": [k.cpu() for k in self.keys]}, tmp)
+        save_checkpoint(self.path, self._header(), products=[p.cpu() for p in self.products],
+                        keys=[k.cpu() for k in self.keys])
         self.unsaved = 0
 
     def _key(self, q: torch.Tensor) -> torch.Tensor:

@@ -17,9 +17,9 @@ import torch
 
 from .eigen import lanczos
 from .errors import NeffError
-from .files import atomic_path
 from .linear import as_operator
 from .hessian import CurvatureOperator
+from .productlog import load_checkpoint, save_checkpoint
 from .trace import rademacher
 
 FORMAT = "neff-slq-probes/1"
@@ -89,12 +89,13 @@ def slq(operator: CurvatureOperator, num_samples: int = 10, steps: int = 30, *, 
     header = {"format": FORMAT, "operator": operator.fingerprint(), "seed": seed, "steps": steps,
               "num_samples": num_samples, "basis": _checksum(basis)}
     path = Path(checkpoint)
-    rules = _load_rules(path, header)
+    state = load_checkpoint(path, header, "SLQ checkpoint", "operator, seed, steps, probes or deflation basis "
+                            "differ") if path.exists() else {"nodes": [], "weights": []}
+    rules = [Quadrature(n.numpy(), w.numpy()) for n, w in zip(state["nodes"], state["weights"])]
     for column in range(len(rules), num_samples):
         rules.append(lanczos_quadrature(closure, probes[:, column:column + 1], steps))
-        with atomic_path(path) as tmp:
-            torch.save({"header": header, "nodes": [torch.from_numpy(r.nodes) for r in rules],
-                        "weights": [torch.from_numpy(r.weights) for r in rules]}, tmp)
+        save_checkpoint(path, header, nodes=[torch.from_numpy(r.nodes) for r in rules],
+                        weights=[torch.from_numpy(r.weights) for r in rules])
     return stacked(rules)
 
 
@@ -113,19 +114,6 @@ def _checksum(basis: torch.Tensor | None) -> list:
     if basis is None:
         return []
     return [list(basis.shape), float(basis.double().sum()), float(basis.double().abs().sum())]
-
-
-def _load_rules(path: Path, header: dict) -> list[Quadrature]:
-    if not path.exists():
-        return []
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise NeffError(f"SLQ checkpoint {path} cannot be read ({err}); delete it to start afresh") from None
-    if not isinstance(state, dict) or state.get("header") != header:
-        raise NeffError(f"SLQ checkpoint {path} belongs to another run (operator, seed, steps, probes or "
-                        "deflation basis differ); delete it or pass another checkpoint path")
-    return [Quadrature(n.numpy(), w.numpy()) for n, w in zip(state["nodes"], state["weights"])]
 
 
 def spectral_density(operator: CurvatureOperator, num_samples: int = 10, steps: int = 80, *,

@@ -34,8 +34,8 @@ def fit_random_features(n: int, d: int, rng: np.random.Generator, ridge: float =
         raise NeffError(f"n = {n} and d = {d} must both be positive")
     x_train, y_train = weakly_informative_features(n, d, rng, informative)
     x_test, y_test = weakly_informative_features(n, d, rng, informative)
-    weights = np.linalg.lstsq(x_train, y_train, rcond=None)[0]  # the minimum-norm solution
-    neff = effective_dimension(np.linalg.svd(x_train, compute_uv=False) ** 2, ridge * n)
+    weights, _, _, singular = np.linalg.lstsq(x_train, y_train, rcond=None)  # the minimum-norm solution
+    neff = effective_dimension(singular ** 2, ridge * n)
     return {"d": d, "n": n, "train_error": np.linalg.norm(x_train @ weights - y_train) / np.linalg.norm(y_train),
             "test_error": np.linalg.norm(x_test @ weights - y_test) / np.linalg.norm(y_test),
             "neff": neff, "effective_dimensionality": min(n, d) - neff}

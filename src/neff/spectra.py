@@ -31,13 +31,18 @@ def compute_spectrum(operator: CurvatureOperator, method: str = "lanczos", k: in
     """
     if method == "dense":
         return exact_eigenpairs(operator), None
-    files = {name: None if checkpoint is None else Path(f"{checkpoint}.{name}.pt") for name in ("products", "slq")}
+    files = checkpoint_files(checkpoint) if checkpoint is not None else {"products": None, "slq": None}
     eigen = top_eigenpairs(operator, min(k, operator.num_params - 1), method, tol=tol, max_steps=max_steps,
                            seed=seed, min_steps=paper_steps if method == "lanczos" else 0,
                            checkpoint=files["products"], progress=progress)
     if probes == 0:
         return eigen, None
     return eigen, deflated_slq(operator, eigen, probes, probe_steps, seed=seed + 1, checkpoint=files["slq"])
+
+
+def checkpoint_files(prefix: str | Path) -> dict[str, Path]:
+    """The files of :func:`compute_spectrum`'s ``checkpoint`` prefix: Lanczos products, SLQ probes."""
+    return {name: Path(f"{prefix}.{name}.pt") for name in ("products", "slq")}
 
 
 def save_spectrum(path: str | Path, eigen: EigenResult, record: dict, *, eigenvectors: bool = False,

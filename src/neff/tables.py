@@ -66,12 +66,13 @@ def neff_rows(final: dict, eigen: EigenResult, z, quadrature: Quadrature | None 
 def headline(table: pd.DataFrame, z: float) -> pd.DataFrame:
     """The headline N_eff rows at ``z``, one per model: ``slq`` (a top-k sum plus its estimated
     tail, with an interval) or, for a dense spectrum, ``exact``."""
-    rows = [select(table, z, name) for name in HEADLINE if name in set(table["estimator"])]
+    present = [name for name in HEADLINE if name in set(table["estimator"])]
+    rows = pd.concat([select(table, z, name) for name in present]) if present else table.iloc[:0]
     keys = [key for key in ("experiment", *MODEL_KEYS) if key in table]
-    if not rows or len(pd.concat(rows).drop_duplicates(keys)) < len(table.drop_duplicates(keys)):
+    if len(rows.drop_duplicates(keys)) < len(table.drop_duplicates(keys)):
         raise NeffError(f"some models of the table have no headline rows ({' or '.join(HEADLINE)}); rebuild "
                         "it from spectra with SLQ probes (spectrum.probes > 0) or dense spectra")
-    return pd.concat(rows)
+    return rows
 
 
 def labels(rows: pd.DataFrame, column: str = "estimator") -> str:
