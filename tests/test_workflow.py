@@ -63,18 +63,19 @@ MODEL_RULES = ("data", "train", "spectrum", "table", "figure", "all")
 
 
 def test_plan_of_the_default_config(default_plan):
-    # 23 digits MLPs (Figures 1-2 share 6); the two-spirals study's net, 10 width-sweep and 6
-    # depth-sweep nets (each sweep on its own data, one data job each); one LeNet: each trained
-    # once and its spectrum computed once
-    assert planned(default_plan, *MODEL_RULES) == {"data": 5, "train": 41, "spectrum": 41, "table": 4,
-                                                   "figure": 3, "all": 1}
+    # 23 digits MLPs (Figures 1-2 share 6) and Figure 1's 11 again without label noise, each with
+    # its measures; the two-spirals study's net, 10 width-sweep and 6 depth-sweep nets (each sweep
+    # on its own data, one data job each); one LeNet: each trained once and its spectrum computed once
+    assert planned(default_plan, *MODEL_RULES, "measures") == {
+        "data": 6, "train": 52, "spectrum": 52, "table": 5, "figure": 5, "all": 1, "measures": 34}
 
 
 def test_plan_of_the_paper_config(paper_plan):
-    # 64 ResNet18 widths + 16 x 9 ConvNetDepth models; the study's net, 29 widths x 5 repeats and
-    # 14 depths x 25 repeats of two-spirals nets; one LeNet
-    assert planned(paper_plan, *MODEL_RULES) == {"data": 5, "train": 705, "spectrum": 705, "table": 4,
-                                                 "figure": 3, "all": 1}
+    # 64 ResNet18 widths + 16 x 9 ConvNetDepth models and 16 ResNet18 widths with label noise, each
+    # with its measures; the study's net, 29 widths x 5 repeats and 14 depths x 25 repeats of
+    # two-spirals nets; one LeNet
+    assert planned(paper_plan, *MODEL_RULES, "measures") == {
+        "data": 6, "train": 721, "spectrum": 721, "table": 5, "figure": 5, "all": 1, "measures": 224}
 
 
 def test_plan_of_one_figure(tmp_path):
@@ -118,7 +119,10 @@ def test_bad_config_is_refused_in_one_sentence(tmp_path):
     ({"figures": {"spirals_neff": {"experiment": ["spirals_width"]}}},
      "config error at figures.spirals_neff.experiment: a list of experiments names one per grid, but there are 1 for 2 grids"),
     ({"figures": {"spirals_neff": {"experiment": ["spirals_width", "spirals_width"], "grids": ["width", "width"]}}},
-     "config error at figures.spirals_neff.grids: a figure draws each grid name once"),
+     "config error at figures.spirals_neff.grids: a figure draws each grid of an experiment once"),
+    (experiment("double_descent", measures={"target": {"lenet": 0.1}}),
+     "config error at experiments.double_descent.measures.target: it names a target per model family but not "
+     "for ['mlp']; add them"),
     ({"figures": {"spirals_neff": {"experiment": ["spirals_depth", "spirals_width"]}}},
      "config error at figures.spirals_neff.grids: 'width' is not a grid of experiment 'spirals_depth'"),
     ({"studies": {"homogeneity": {"planes": {"top": {"space": "bottom"}}}}},

@@ -31,10 +31,14 @@ class Dataset:
     black: tuple[float, ...] | None = None  # a black pixel after normalisation: what random crops pad with
 
     def loader(self, split: str = "train", batch_size: int = 128, shuffle: bool = False,
-               seed: int = 0) -> DataLoader:
+               seed: int = 0, examples: int | None = None) -> DataLoader:
         """Batches as ``DataLoader(batch_size, shuffle)`` makes them (same order, same tensors),
-        indexed a whole batch at a time instead of example by example (several times faster)."""
+        indexed a whole batch at a time instead of example by example (several times faster);
+        ``examples``: only a random subset of that many (in their original order; seeded)."""
         data, generator = getattr(self, split), torch.Generator().manual_seed(seed)
+        if examples is not None and examples < len(data):
+            chosen = torch.randperm(len(data), generator=generator)[:examples].sort().values
+            data = TensorDataset(*(tensor[chosen] for tensor in data.tensors))
         order = RandomSampler(data, generator=generator) if shuffle else SequentialSampler(data)
         return DataLoader(data, sampler=BatchSampler(order, batch_size, drop_last=False), batch_size=None,
                           generator=generator)

@@ -21,6 +21,7 @@ from .objective import Objective
 from .parameters import select_parameters
 
 METRICS = ("accuracy", "loss")
+MEASURES = ("l2_norm", "l2_norm_weights", "path_norm", "pacbayes_flatness", "pacbayes_mag_flatness")
 
 
 @torch.no_grad()
@@ -161,3 +162,21 @@ def sharpness_sigma(model: torch.nn.Module, data: Iterable, loss_fn: Callable | 
         warnings.warn(f"sharpness_sigma did not reach the target deviation {target:g} in {max_steps} "
                       f"steps (last: sigma {sigma:.4g}, deviation {dev:.4g}); raise max_steps", stacklevel=2)
     return Flatness(sigma, dev, stderr, reference, target, metric, magnitude_aware, converged, steps)
+
+
+def generalization_measures(model: torch.nn.Module, data: Iterable, loss_fn: Callable,
+                            input_shape: Sequence[int], **sigma_options) -> dict:
+    """Every measure of this module for one model, as one flat record: the parameter norms
+    (all parameters, and the weights N_eff uses), the L2 path norm, and sigma and the bound
+    term 1/sigma^2 of PAC-Bayes flatness (``pacbayes_flatness``) and of its magnitude-aware
+    variant (``pacbayes_mag_flatness``), Jiang et al.'s names; ``sigma_options`` as for
+    :func:`sharpness_sigma`. Every measure in :data:`MEASURES` grows as the model is predicted
+    to generalize worse."""
+    record = {"l2_norm": parameter_norm(model), "l2_norm_weights": parameter_norm(model, "weights"),
+              "path_norm": path_norm(model, input_shape)}
+    for name, aware in (("", False), ("_mag", True)):
+        flat = sharpness_sigma(model, data, loss_fn, magnitude_aware=aware, **sigma_options)
+        record |= {f"pacbayes{name}_flatness": flat.bound, f"sigma{name}": flat.sigma,
+                   f"sigma{name}_deviation": flat.deviation, f"sigma{name}_stderr": flat.stderr,
+                   f"sigma{name}_converged": flat.converged, f"sigma{name}_steps": len(flat.steps)}
+    return record | {f"train_{flat.metric}": flat.reference}

@@ -7,6 +7,10 @@ formatted column name.
 """
 from __future__ import annotations
 
+import itertools
+import warnings
+from typing import Sequence
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -14,16 +18,19 @@ from scipy import stats
 from .effdim import as_z, certified_bounds, effective_dimension, paper_effective_dimension, slq_bounds
 from .eigen import EigenResult
 from .errors import NeffError
+from .measures import MEASURES
 from .quadrature import Quadrature
 
 MODEL_KEYS = ("model", "width", "depth", "seed")
 METRICS = ("num_params", "train_loss", "test_loss", "train_acc", "test_acc", "running_train_loss")
 HEADLINE = ("slq", "exact")
+TARGETS = ("test_loss", "test_error", "gen_gap")
 
 
 def neff_rows(final: dict, eigen: EigenResult, z, quadrature: Quadrature | None = None,
               paper_steps: int = 100, confidence: float = 0.95) -> list[dict]:
-    """The rows of one model: its grid point and metrics (from its ``final.json`` record), the
+    """The rows of one model: its grid point and metrics (from its ``final.json`` record, with
+    the generalization measures of :mod:`neff.measures` where it has them), the
     spectrum's size, converged and negative counts, and for each z one row per estimator,
     labelled in ``estimator`` and ``interval``:
 
@@ -55,7 +62,7 @@ def neff_rows(final: dict, eigen: EigenResult, z, quadrature: Quadrature | None 
         if eigen.tridiagonal.shape[1] >= paper_steps:
             value = paper_effective_dimension(eigen.ritz(paper_steps), zs)
             estimates.append(("paper", "none", value, np.full_like(value, np.nan), np.full_like(value, np.nan)))
-    model = {key: final[key] for key in (*MODEL_KEYS, *METRICS) if key in final}
+    model = {key: final[key] for key in (*MODEL_KEYS, *METRICS, *MEASURES) if key in final}
     counts = {"k": eigen.k, "num_converged": int(np.sum(eigen.converged)),
               "num_negative": int(np.sum(eigen.eigenvalues < 0))}
     return [{**model, **counts, "z": float(zi), "estimator": name, "interval": interval, "value": float(v),
@@ -89,21 +96,35 @@ def select(table: pd.DataFrame, z: float, estimator: str) -> pd.DataFrame:
     return rows
 
 
-def rank_correlations(table: pd.DataFrame, target: str = "test_loss",
+def with_targets(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with the generalization targets derived from its metrics: ``test_error``
+    (1 - test accuracy) and ``gen_gap`` (test loss - train loss)."""
+    return table.assign(test_error=1 - table["test_acc"] if "test_acc" in table else np.nan,
+                        gen_gap=table["test_loss"] - table["train_loss"])
+
+
+def rank_correlations(table: pd.DataFrame, targets: Sequence[str] = TARGETS,
                       interpolation_threshold: float = 0.1) -> pd.DataFrame:
-    """Kendall tau and Spearman rho with ``target`` of N_eff (each estimator and z) and of the
-    parameter count, over all models and over those with train loss below the threshold."""
+    """Kendall tau and Spearman rho of each measure with each target (:data:`TARGETS`), over
+    all models and over those with train loss below the threshold: N_eff (each estimator and
+    z), the parameter count, and the generalization measures of :mod:`neff.measures` where the
+    table has them. Models where a measure or target is undefined (NaN) are left out."""
+    table = with_targets(table)
     measures = [("neff", estimator, z, part) for (estimator, z), part in table.groupby(["estimator", "z"])]
-    models = table.drop_duplicates(list(MODEL_KEYS))
-    measures.append(("num_params", "", np.nan, models.assign(value=models["num_params"])))
+    models = table.drop_duplicates([key for key in ("experiment", *MODEL_KEYS) if key in table])
+    measures += [(name, "", np.nan, models.assign(value=models[name]))
+                 for name in ("num_params", *MEASURES) if name in models]
     rows = []
-    for subset in ("all", "interpolating"):
-        for measure, estimator, z, part in measures:
-            if subset == "interpolating":
-                part = part[part["train_loss"] < interpolation_threshold]
-            enough = len(part) >= 3
+    for subset, target, (measure, estimator, z, part) in itertools.product(
+            ("all", "interpolating"), targets, measures):
+        if subset == "interpolating":
+            part = part[part["train_loss"] < interpolation_threshold]
+        part = part.dropna(subset=["value", target])
+        enough = len(part) >= 3
+        with warnings.catch_warnings():  # a constant column has no rank correlation: NaN
+            warnings.simplefilter("ignore", stats.ConstantInputWarning)
             tau = stats.kendalltau(part["value"], part[target]).statistic if enough else np.nan
             rho = stats.spearmanr(part["value"], part[target]).statistic if enough else np.nan
-            rows.append({"models": subset, "n": len(part), "measure": measure, "estimator": estimator,
-                         "z": z, "target": target, "kendall_tau": tau, "spearman": rho})
+        rows.append({"models": subset, "n": len(part), "measure": measure, "estimator": estimator,
+                     "z": z, "target": target, "kendall_tau": tau, "spearman": rho})
     return pd.DataFrame(rows)

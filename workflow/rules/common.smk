@@ -70,10 +70,10 @@ def check_references(config):
                 f"{where}.experiment",
                 f"a list of experiments names one per grid, but there are {len(figure['experiment'])} for {len(figure['grids'])} grids",
             )
-        if len(set(figure["grids"])) < len(figure["grids"]):
+        if len(set(figure_sources(figure))) < len(figure["grids"]):
             config_error(
                 f"{where}.grids",
-                "a figure draws each grid name once; rename a grid in its experiment",
+                "a figure draws each grid of an experiment once; remove the repeated one",
             )
         for source, grid in figure_sources(figure):
             experiment = experiments.get(source)
@@ -96,6 +96,14 @@ def check_references(config):
         if figure["kind"] == "width_depth" and len(figure["grids"]) != 1:
             config_error(
                 f"{where}.grids", "a width_depth figure draws exactly one grid"
+            )
+    for name, experiment in experiments.items():
+        target = experiment.get("measures", {}).get("target")
+        families = {grid["model"] for grid in experiment["grids"].values()}
+        if isinstance(target, dict) and not families <= set(target):
+            config_error(
+                f"experiments.{name}.measures.target",
+                f"it names a target per model family but not for {sorted(families - set(target))}; add them",
             )
     for name, study in studies.items():
         where = f"studies.{name}"
@@ -160,6 +168,7 @@ EXPERIMENTS, FIGURES, STUDIES = (
     config["figures"],
     config["studies"],
 )
+MEASURED = {name: spec for name, spec in EXPERIMENTS.items() if "measures" in spec}
 
 
 def names(mapping):
@@ -183,6 +192,22 @@ def grid_files(experiment, grid, name):
         f"results/{experiment}/models/{point}/{name}"
         for point in points.instance_patterns
     ]
+
+
+def grid_measures(wc):
+    """The measures.json of every model of a grid, where its experiment has `measures`."""
+    if wc.experiment not in MEASURED:
+        return []
+    return grid_files(wc.experiment, wc.grid, "measures.json")
+
+
+def measures_spec(wc):
+    """An experiment's `measures` for one model, its `target` chosen by model family where it
+    names one per family."""
+    spec = dict(EXPERIMENTS[wc.experiment]["measures"])
+    if isinstance(spec["target"], dict):
+        spec["target"] = spec["target"][wc.model]
+    return spec
 
 
 def model_kwargs(wc):
@@ -241,6 +266,22 @@ def figure_tables(wc):
         f"results/tables/{experiment}/{grid}.csv"
         for experiment, grid in figure_sources(FIGURES[wc.figure])
     ]
+
+
+def figure_panels(wc):
+    """A name for each grid a figure draws, in the order of its tables: the experiments where
+    they differ (with their label noise where that differs), else the grids, else both.
+    """
+    sources = figure_sources(FIGURES[wc.figure])
+    noise = [EXPERIMENTS[e]["data"]["label_noise"] for e, _ in sources]
+    experiments = [
+        f"{e}, {n:.0%} label noise" if len(set(noise)) > 1 else e
+        for (e, _), n in zip(sources, noise)
+    ]
+    for names in (experiments, [g for _, g in sources]):
+        if len(set(names)) == len(names):
+            return names
+    return [f"{e}/{g}" for e, g in sources]
 
 
 def figure_title(figure):

@@ -1,4 +1,5 @@
-# Figures drawn from N_eff tables (config `figures`): Figures 1 and 2, N_eff sweeps.
+# Figures drawn from N_eff tables (config `figures`): Figures 1 and 2, N_eff sweeps, Section 7's
+# generalization measures.
 rule figure:
     input:
         tables=figure_tables,
@@ -20,6 +21,7 @@ rule figure:
     params:
         figure=lambda wc: FIGURES[wc.figure],
         threshold=figure_threshold,
+        panels=figure_panels,
         title=lambda wc: figure_title(wc.figure),
     script:
         "../../scripts/figure.py"

@@ -1,8 +1,10 @@
-# The long N_eff table of a grid (one row per model, z and estimator) and its rank correlations.
+# The long N_eff table of a grid (one row per model, z and estimator; each model's generalization
+# measures where its experiment has them) and the rank correlations of every measure.
 rule table:
     input:
         final=lambda wc: grid_files(wc.experiment, wc.grid, "final.json"),
         spectrum=lambda wc: grid_files(wc.experiment, wc.grid, "spectrum.npz"),
+        measures=grid_measures,
     output:
         table="results/tables/{experiment}/{grid}.csv",
         correlations="results/tables/{experiment}/{grid}.correlations.csv",
