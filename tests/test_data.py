@@ -120,3 +120,18 @@ def test_spirals_sweep_data_is_the_originals_split():
         load_dataset("digits", options={"noise": 1.0})
     with pytest.raises(NeffError, match="must leave test points"):
         load_dataset("spirals", options={"points_per_class": 10, "train": 20})
+
+
+def test_loader_subset_is_a_seeded_sample_of_distinct_examples_in_order():
+    data = load_dataset("digits")
+    X, y = data.train.tensors
+
+    def rows(seed):
+        inputs, labels = map(torch.cat, zip(*data.loader("train", 32, seed=seed, examples=50)))
+        return [int(torch.nonzero((X == x).all(dim=(1, 2, 3)))[0]) for x in inputs], labels
+
+    first, labels = rows(0)
+    assert len(first) == len(set(first)) == 50 and first == sorted(first)
+    assert torch.equal(labels, y[first])
+    assert rows(0)[0] == first and rows(1)[0] != first
+    assert sum(len(b[0]) for b in data.loader("train", 32, examples=10**6)) == len(X)

@@ -20,6 +20,18 @@ ORIGINAL = {
     "experiments.double_descent.spectrum.paper_steps": 100,
     "figures.fig1.z": 0.00256,  # z = 1 on the sum of 391 batch means, on the mean scale
     "figures.fig2.boundary": {"loss": "running_train_loss", "level": 0.2},
+    # Section 7 (experiments/gen-bounds/norms.py; PAPER.md): sigma targets, draws and rounds; the
+    # label-noise ResNets trained as Figure 1's
+    "experiments.double_descent.measures.target": {"preact_resnet18": 0.01, "convnet_depth": 0.1},
+    "experiments.double_descent.measures.metric": "accuracy",
+    "experiments.double_descent.measures.draws": 20,
+    "experiments.double_descent.measures.max_steps": 20,
+    "experiments.noise_contrast.data.label_noise": 0.2,
+    "experiments.noise_contrast.data.name": "cifar100",
+    "experiments.noise_contrast.grids.width": {"model": "preact_resnet18", "width": list(range(4, 65, 4)),
+                                               "depth": [18], "seed": [0]},
+    "experiments.noise_contrast.train.epochs": 200,
+    "experiments.noise_contrast.measures.target": {"preact_resnet18": 0.01, "convnet_depth": 0.1},
     # Section 5 (notebooks/two_spirals*.ipynb)
     "studies.spirals.model": {"model": "mlp", "width": 20, "depth": 6, "seed": 0},
     "studies.spirals.planes.whole.extent": 0.5,

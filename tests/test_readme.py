@@ -15,6 +15,18 @@ def test_own_model_example_runs(capsys):
     assert converged and converged.group(1) == converged.group(2) != "0" and "N_eff by slq" in printed
 
 
+def test_measures_example_runs_on_the_first_ones_model(capsys):
+    text = README.read_text().split("## Effective dimensionality of your own model", 1)[1]
+    first = re.search(r"```python\n(.*?)```", text, re.S).group(1)
+    measures = re.search(r"```python\n(.*?)```", text.split("### Other generalization measures", 1)[1], re.S).group(1)
+    namespace = {}
+    exec(compile(first, str(README), "exec"), namespace)
+    capsys.readouterr()
+    exec(compile(measures, str(README), "exec"), namespace)
+    printed = capsys.readouterr().out
+    assert "converged True" in printed and "'pacbayes_mag_flatness'" in printed
+
+
 def test_quick_start_has_two_commands():
     quick = README.read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
     commands = re.findall(r"```bash\n(.*?)```", quick, re.S)

@@ -41,11 +41,11 @@ def test_profile_runs_the_workflow_through_sbatch_as_locally(cluster, tmp_path, 
     submitted = re.findall(r"has been submitted with SLURM jobid (\d+)", done.stderr)
     with capsys.disabled():  # shown in CI's output, not captured
         print(f"\n{len(submitted)} jobs went through sbatch: SLURM job ids {', '.join(submitted)}")
-    assert len(set(submitted)) == job_counts(done.stderr)["total"] == 6
+    assert len(set(submitted)) == job_counts(done.stderr)["total"] == 8  # data, 2 x (train, spectrum, measures), table
     seen = jobs(cluster)
     assert {seen[job]["state"] for job in submitted} == {"COMPLETED"}
     gpu_rules = {seen[job]["comment"].split("_")[1] for job in submitted if seen[job]["tres"] == "gres:gpu:1"}
-    assert gpu_rules == {"train", "spectrum"}
+    assert gpu_rules == {"train", "spectrum", "measures"}
 
     assert local_run.result().returncode == 0, local_run.result().stderr[-3000:]
     tables = [pd.read_csv(folder / TARGET) for folder in (on_slurm, local)]
