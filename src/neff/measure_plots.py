@@ -32,34 +32,40 @@ def standardised(values: pd.Series) -> pd.Series:
 def measures_figure(tables: dict[str, pd.DataFrame], z: float, interpolation_threshold: float,
                     paths: Sequence[str | Path], title: str = "") -> None:
     """One column per table (a grid). Top: train and test loss (left axis) and each measure of
-    the grid standardised across it (right axis), against the grid's size axis, means over
-    seeds: N_eff (the headline at ``z``), the parameter count and the measures of
+    the grid standardised across it (right axis), against the grid's size axis (points, not
+    lines, against the parameter count), means over seeds: N_eff (the headline at ``z``), the parameter count and the measures of
     :mod:`neff.measures` the table has. Bottom: the Kendall tau of each measure with each target
     (:data:`neff.tables.TARGETS`) over all of the grid's models, and over the interpolating ones
     (train loss below ``interpolation_threshold``) as hatched bars."""
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(2, len(tables), figsize=(5.5 * len(tables), 7), layout="constrained",
                                  squeeze=False, height_ratios=[3, 2])
+        twins = []  # the right axes of the top row
         for (top, bottom), (name, table) in zip(axes.T, tables.items()):
             rows = headline(table, z).assign(neff=lambda t: t["value"])
             measures = ["neff", *(m for m in ("num_params", *MEASURES) if m in rows)]
             axis = size_axis(rows)
             mean = rows.groupby(axis).mean(numeric_only=True).sort_index()
             mean[axis] = mean.index
-            top.plot(mean.index, mean["train_loss"], "o-", color="tab:blue", lw=2, label="train loss")
-            top.plot(mean.index, mean["test_loss"], "s-", color="tab:red", lw=2, label="test loss")
+            scatter = axis == "num_params"  # models of several depths: points, not one line
+            top.plot(mean.index, mean["train_loss"], "o", ls="none" if scatter else "-", color="tab:blue", lw=2,
+                     label="train loss")
+            top.plot(mean.index, mean["test_loss"], "s", ls="none" if scatter else "-", color="tab:red", lw=2,
+                     label="test loss")
             top.set_xscale("log", base=2)
             top.set_xlabel(axis)
             top.set_ylabel("loss")
             top.set_title(name)
             right = top.twinx()
             for i, measure in enumerate(measures):
-                right.plot(mean.index, standardised(mean[measure]), ls="--", marker=".", color=f"C{i + 2}",
+                right.plot(mean.index, standardised(mean[measure]), ls="none" if scatter else "--", marker=".",
+                           color=f"C{i + 2}",
                            lw=2.5 if measure == "neff" else 1.2, label=f"{NAMES[measure]} (standardised)")
             right.set_ylabel("measure, standardised")
             right.grid(False)
             bars(bottom, rank_correlations(rows, interpolation_threshold=interpolation_threshold), measures)
-        handles = [handle for ax in (top, right, bottom) for handle in ax.get_legend_handles_labels()[0]]
+            twins.append(right)
+        handles = [handle for ax in (axes[0, 0], twins[0], axes[1, 0]) for handle in ax.get_legend_handles_labels()[0]]
         fig.legend(handles, [h.get_label() for h in handles], loc="outside lower center", ncol=4, fontsize=8)
         fig.suptitle(f"{title}; N_eff at z = {z:g}")
         save(fig, paths)
