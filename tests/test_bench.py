@@ -1,5 +1,6 @@
-"""The benchmark harness runs end to end on a tiny workload (peers that are not installed are
-listed and skipped), so it cannot rot. The full benchmark is `python -m bench.run`."""
+"""The benchmark harness runs end to end on a tiny workload with every peer (the test extra
+installs them), so it cannot rot, and each peer's product is an independent reference for
+neff's. The full benchmark is `python -m bench.run`."""
 import numpy as np
 
 from bench.run import main
@@ -7,6 +8,8 @@ from bench.run import main
 
 def test_benchmark_smoke(capsys):
     results = main(["--parts", "p1", "p2", "--workloads", "tiny", "--p2-workloads", "tiny", "--reps", "1"])
+    peers = {"pyhessian", "curvlinops", "eigenthings"}
+    assert peers <= {row["tool"] for row in results["p1"]} and peers <= {row["tool"] for row in results["p2"]}
     neff_row = next(row for row in results["p1"] if row["tool"] == "neff")
     assert neff_row["x_neff"] == 1.0 and neff_row["hvp_s"] > 0
     for row in results["p1"]:  # every tool computes the same full-dataset product

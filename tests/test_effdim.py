@@ -4,6 +4,7 @@ from torch import nn
 
 import neff
 from conftest import batches
+from neff.bayes import blr_posterior
 from neff.effdim import paper_effective_dimension
 
 
@@ -25,12 +26,16 @@ def test_negative_policy():
 
 
 def test_bayesian_linear_regression_posterior_contraction():
-    """tr Sigma_prior - tr Sigma_post = alpha^2 N_eff(Phi^T Phi / sigma^2, 1 / alpha^2)."""
+    """neff.bayes's posterior is the closed form, and its contraction is N_eff:
+    tr Sigma_prior - tr Sigma_post = alpha^2 N_eff(Phi^T Phi / sigma^2, 1 / alpha^2)."""
     rng = np.random.default_rng(0)
     phi = rng.standard_normal((30, 12))
     sigma2, alpha2 = 0.3, 2.5
     precision = phi.T @ phi / sigma2
-    posterior = np.linalg.inv(precision + np.eye(12) / alpha2)
+    y = rng.standard_normal(30)
+    mean, posterior = blr_posterior(phi, sigma2, alpha2 * np.eye(12), y)
+    assert np.allclose(posterior, np.linalg.inv(precision + np.eye(12) / alpha2), rtol=1e-10, atol=1e-14)
+    assert np.allclose(mean, np.linalg.solve(precision + np.eye(12) / alpha2, phi.T @ y / sigma2), rtol=1e-10)
     contraction = 12 * alpha2 - np.trace(posterior)
     n_eff = neff.effective_dimension(np.linalg.eigvalsh(precision), 1 / alpha2)
     assert contraction == pytest.approx(alpha2 * n_eff, rel=1e-12)

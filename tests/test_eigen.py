@@ -67,6 +67,25 @@ def test_checkpoint_of_another_operator_is_refused(saddle_operator, trained_mlp,
         neff.top_eigenpairs(other, 2, checkpoint=checkpoint)
 
 
+def test_checkpoint_of_another_seed_is_refused(saddle_operator, tmp_path):
+    checkpoint = tmp_path / "run.ckpt.pt"
+    neff.top_eigenpairs(saddle_operator, 2, max_steps=25, checkpoint=checkpoint, seed=0)
+    with pytest.raises(neff.NeffError, match="belongs to another run"):
+        neff.top_eigenpairs(saddle_operator, 2, max_steps=25, checkpoint=checkpoint, seed=1)
+
+
+def test_replay_that_drifts_from_its_checkpoint_is_refused(saddle_operator, tmp_path):
+    """A stored product altered on disk sends the replayed Krylov vectors away from the recorded
+    ones: the next replayed product must be refused, not used."""
+    checkpoint = tmp_path / "run.ckpt.pt"
+    neff.top_eigenpairs(saddle_operator, 2, max_steps=25, checkpoint=checkpoint)
+    state = torch.load(checkpoint, weights_only=True)
+    state["products"][3] = state["products"][3] + 1e-3 * torch.randn(state["products"][3].shape, dtype=torch.float64)
+    torch.save(state, checkpoint)
+    with pytest.raises(neff.NeffError, match="diverged from its checkpoint"):
+        neff.top_eigenpairs(saddle_operator, 2, max_steps=25, checkpoint=checkpoint)
+
+
 def test_lanczos_and_eigsh_agree(trained_mlp, classification_data):
     x, y = classification_data
     op = neff.HessianOperator(trained_mlp, nn.CrossEntropyLoss(), batches(x, y, 53))

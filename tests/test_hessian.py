@@ -241,3 +241,26 @@ def test_ggn_of_a_loss_linear_in_the_outputs_is_zero():
     op = neff.GGNOperator(model, lambda out, t: out.sum(dim=1), [(x, x[:, 0])])
     assert torch.equal(op.matvec(torch.ones(op.num_params, dtype=torch.float64)),
                        torch.zeros(op.num_params, dtype=torch.float64))
+
+
+def test_ggn_of_cross_entropy_is_the_closed_form_softmax_curvature(mlp, classification_data):
+    """Independent of neff's own dense(): G = (1/N) sum_i J_i^T (diag(p_i) - p_i p_i^T) J_i, with
+    each example's Jacobian J_i by torch.func.jacrev and p_i the softmax at the model's logits
+    (a loss Hessian taken anywhere else, e.g. at zero logits, fails)."""
+    x, y = classification_data
+    params = {name: p.detach() for name, p in mlp.named_parameters()}
+    names, shapes = list(params), [p.shape for p in params.values()]
+    flat = torch.cat([p.reshape(-1) for p in params.values()])
+
+    def logits(vector, inputs):
+        pieces = torch.split(vector, [s.numel() for s in shapes])
+        named = {n: piece.reshape(s) for n, piece, s in zip(names, pieces, shapes)}
+        return torch.func.functional_call(mlp, named, (inputs,))
+
+    jacobian = torch.func.jacrev(logits)(flat, x)  # (N, C, n)
+    p = torch.softmax(logits(flat, x), dim=1)
+    curvature = torch.diag_embed(p) - p[:, :, None] * p[:, None, :]
+    truth = torch.einsum("ica,icd,idb->ab", jacobian, curvature, jacobian) / len(x)
+    op = neff.GGNOperator(mlp, nn.CrossEntropyLoss(), batches(x, y, 20))
+    assert rel(op.matmat(torch.eye(op.num_params, dtype=torch.float64)), truth) < 1e-10
+    assert rel(op.dense(), truth) < 1e-10

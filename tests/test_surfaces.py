@@ -11,7 +11,7 @@ from neff.surfaces import (chunk_of, decision_maps, eigenbasis, evaluate_plane, 
                            random_directions)
 from neff.eigen import exact_eigenpairs
 
-from conftest import batches
+from conftest import batches, reference_hessian
 
 
 def snapshot(model):
@@ -50,8 +50,9 @@ def eigen(operator):
     return exact_eigenpairs(operator)
 
 
-def test_exact_eigenpairs_diagonalise_the_dense_hessian(operator, eigen):
-    dense = operator.dense()
+def test_exact_eigenpairs_diagonalise_the_dense_hessian(operator, eigen, classifier):
+    model, x, y = classifier
+    dense = reference_hessian(model, nn.CrossEntropyLoss(), batches(x, y, 20))  # independent of neff
     vectors, values = eigen.eigenvectors, torch.as_tensor(eigen.eigenvalues)
     assert torch.allclose(vectors.T @ dense @ vectors, torch.diag(values), atol=1e-10)
     assert np.all(np.diff(eigen.eigenvalues) <= 0) and eigen.all_converged and eigen.method == "dense"
@@ -184,3 +185,20 @@ def test_bad_input_is_named(operator):
         evaluate_points(operator, torch.zeros(2, 3))
     with pytest.raises(NeffError, match="use one of full, top, bottom, complement"):
         eigenbasis(np.ones(3), torch.eye(3), "middle", 1)
+
+
+def test_homogeneity_is_agreement_with_the_trained_predictions_not_accuracy():
+    """A 1-D two-class linear model right on 3 of 4 points: at its own weights accuracy is 0.75
+    and homogeneity 1; with the weights negated every prediction flips, so accuracy is 0.25 and
+    homogeneity 0; with the weights doubled predictions stay, so homogeneity is 1 again."""
+    model = nn.Linear(1, 2).double()
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[-1.0], [1.0]]))
+        model.bias.zero_()
+    x = torch.tensor([[-2.0], [-1.0], [1.0], [2.0]], dtype=torch.float64)  # predicted 0, 0, 1, 1
+    y = torch.tensor([0, 0, 1, 0])
+    operator = HessianOperator(model, nn.CrossEntropyLoss(), [(x[:3], y[:3]), (x[3:], y[3:])])
+    theta = operator.flat_params()
+    values = evaluate_points(operator, torch.stack([theta, -theta, 2 * theta]))
+    assert values["accuracy"].tolist() == [0.75, 0.25, 0.75]
+    assert values["homogeneity"].tolist() == [1.0, 0.0, 1.0]
