@@ -1,23 +1,14 @@
 """Rule table: the long N_eff table of one grid (a row per model, z and estimator, each model's
 grid point and metrics read from its own final.json, its generalization measures from its
 measures.json where the experiment has them) and the rank correlations of every measure."""
-import json
-
 import pandas as pd
 
-from neff.files import log_to, write_csv
+from neff.files import log_to, read_json, write_csv
 from neff.spectra import eigen_result, load_spectrum
 from neff.tables import MODEL_KEYS, neff_rows, rank_correlations
 
 sm = snakemake  # noqa: F821 (snakemake injects it)
 wc, effdim = sm.wildcards, sm.params.effdim
-
-
-def read_json(path):
-    with open(path) as file:
-        return json.load(file)
-
-
 with log_to(sm.log[0]):
     rows = []
     measures = sm.input.measures or [None] * len(sm.input.final)

@@ -37,6 +37,11 @@ def atomic_path(path: str | Path):
         tmp.unlink(missing_ok=True)
 
 
+def read_json(path: str | Path) -> dict:
+    """The record of a JSON file (as :func:`write_json` writes them)."""
+    return json.loads(Path(path).read_text())
+
+
 def write_json(path: str | Path, record: dict) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")

@@ -55,7 +55,8 @@ def path_norm(model: torch.nn.Module, input_shape: Sequence[int], p: float = 2.0
     absolute = copy.deepcopy(model).double().eval()
     for parameter in absolute.parameters():
         parameter.abs_().pow_(p)
-    total = float(absolute(torch.ones(1, *input_shape, dtype=torch.float64, device=parameter.device)).sum())
+    ones = torch.ones(1, *input_shape, dtype=torch.float64, device=next(model.parameters(), torch.empty(0)).device)
+    total = float(absolute(ones).sum())
     if total < 0:
         warnings.warn(f"the path norm's sum of outputs is negative ({total:.3g}), as a layer that "
                       "subtracts a running mean (BatchNorm in eval mode) can make it; returning NaN",
@@ -133,11 +134,11 @@ def sharpness_sigma(model: torch.nn.Module, data: Iterable, loss_fn: Callable | 
         return float(objective.over_data(lambda x, t: evaluate(objective.outputs(primals, x), t))[0])
 
     def perturbed(sigma) -> dict:
-        noise = {}
+        noisy = {}
         for name, w in weights.items():
             scale = (sigma**2 * w**2 + epsilon**2).sqrt() if magnitude_aware else sigma
-            noise[name] = w + scale * torch.randn(w.shape, generator=generator, device=w.device, dtype=w.dtype)
-        return noise
+            noisy[name] = w + scale * torch.randn(w.shape, generator=generator, device=w.device, dtype=w.dtype)
+        return noisy
 
     reference = value(weights)
 
