@@ -77,7 +77,7 @@ def test_table_estimators_against_the_dense_spectrum(operator):
     for z, exact in zip(zs, truth):
         slq, certified, paper = (rows[name, z] for name in ("slq", "certified", "paper"))
         assert certified["lower"] <= exact <= certified["upper"]
-        assert slq["lower"] <= exact <= slq["upper"] and slq["interval"] == "95% confidence"
+        assert slq["lower"] <= exact <= slq["upper"] and slq["interval"] == "95% confidence + quadrature error"
         assert np.isnan(paper["lower"]) and paper["value"] == pytest.approx(
             paper_effective_dimension(eigen.ritz(30), z))
     assert rows["slq", 1e-3]["value"] > rows["certified", 1e-3]["value"] + 5  # the tail at small z
@@ -93,18 +93,25 @@ def test_headline_refuses_a_table_of_top_k_sums_only(operator):
         headline(table, 0.1)
 
 
-def test_checkpointed_slq_takes_probes_that_stop_early(tmp_path):
-    """Lanczos stops a probe early on a tiny spectrum (an absolute breakdown threshold), at a
-    step that differs between probes: the checkpointed rules, one per probe, still stack, and
-    each still integrates x exactly (v^T H v, as the block run's rules do)."""
-    from neff.quadrature import slq
+def test_probe_runs_that_stop_early_stack_and_are_exact(tmp_path):
+    """A probe's run stops on an invariant subspace (4 distinct eigenvalues: at 4 of 30 steps)
+    and its rule is then exact, so the coarse rule is the whole one (no quadrature error);
+    rules of runs of different lengths stack and each still integrates x^2 exactly; a tiny
+    spectrum (4e-6) runs all 30 steps (the breakdown threshold is relative)."""
+    from neff.quadrature import slq, stacked
     q = torch.linalg.qr(torch.randn(300, 300, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))[0]
-    matrix = q @ torch.diag(torch.linspace(0, 1, 300, dtype=torch.float64) ** 3 * 4e-6) @ q.T
-    block = slq(matrix, 10, 30, seed=0)
-    probes = slq(matrix, 10, 30, seed=0, checkpoint=tmp_path / "slq.pt")
-    assert probes.nodes.shape == (10, max(rule_steps := [int((w > 0).sum()) for w in probes.weights]))
-    assert len(set(rule_steps)) > 1  # the probes did stop at different steps
-    np.testing.assert_allclose(probes.samples(lambda x: x), block.samples(lambda x: x), rtol=1e-8)
+    few = q @ torch.diag(torch.tensor([3.0, 2.0, 1.0, 0.5], dtype=torch.float64).repeat(75)) @ q.T
+    tiny = q @ torch.diag(torch.linspace(0, 1, 300, dtype=torch.float64) ** 3 * 4e-6) @ q.T
+    rule = slq(few, 3, 30, seed=0, checkpoint=tmp_path / "slq.pt")
+    assert rule.steps.tolist() == [4, 4, 4]
+    np.testing.assert_allclose(rule.samples(np.log, coarse=True), rule.samples(np.log), rtol=1e-12)
+    assert slq(tiny, 3, 30, seed=0).steps.tolist() == [30, 30, 30]
+    both = stacked([(r.alpha[0, :m], r.beta[0, :m], r.norms[0]) for r in (rule, slq(tiny, 1, 30, seed=0))
+                    for m in [r.steps[0]]])
+    probe = neff.quadrature.projected_probes(neff.linear.as_operator(few), 1, 0, None)
+    exact = [float(probe[:, 0] @ a @ a @ probe[:, 0]) for a in (few, tiny)]
+    np.testing.assert_allclose(both.samples(lambda x: x**2), exact, rtol=1e-9)
+    assert both.steps.tolist() == [4, 30] and both.nodes.shape == (2, 30)
 
 
 def test_headline_is_chosen_per_model(operator):

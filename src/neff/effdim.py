@@ -21,10 +21,12 @@ Estimators (``estimate_effective_dimension``), side by side:
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy import stats
 
 from .eigen import EigenResult, ExtendableLanczos, start_vector, top_eigenpairs
@@ -32,7 +34,7 @@ from .errors import NeffError
 from .linear import as_operator
 from .hessian import CurvatureOperator
 from .productlog import ProductLog
-from .quadrature import Quadrature, slq
+from .quadrature import ProbeRuns, Quadrature, slq
 
 NEGATIVE = ("clip", "abs", "raise")
 ESTIMATORS = ("slq", "certified", "paper")
@@ -88,7 +90,9 @@ def paper_effective_dimension(ritz_values, z):
 class EffDimEstimate:
     """N_eff at each z with an interval: [lower, upper] is a bound (``certified``, see the
     module docstring) or a confidence interval (``slq``); NaN where the method states none
-    (``paper``). ``num_negative`` is a count (``certified``, ``paper``) or an SLQ estimate."""
+    (``paper``). ``num_negative``: ``slq``'s estimate of the eigenvalues below ``-negative_tol``
+    with its interval (``details``), the negative Ritz values ``paper`` drops, None for
+    ``certified`` (its top k say nothing about the rest)."""
 
     z: np.ndarray
     value: np.ndarray
@@ -96,7 +100,7 @@ class EffDimEstimate:
     upper: np.ndarray
     method: str
     n_hvp: int
-    num_negative: float
+    num_negative: float | None
     num_params: int
     details: dict = field(default_factory=dict)
 
@@ -106,8 +110,14 @@ class EffDimEstimate:
                 "num_negative": self.num_negative, "num_params": self.num_params, **self.details}
 
     def __str__(self) -> str:
-        lines = [f"N_eff by {self.method} ({self.n_hvp} products, {self.num_params} parameters, "
-                 f"negative eigenvalues: {self.num_negative:g})",
+        negative = ""
+        if self.method == "slq":
+            low, high = self.details["num_negative_interval"]
+            negative = (f", eigenvalues below -{self.details['negative_tol']:.2g}: {self.num_negative:.1f} "
+                        f"[{low:.1f}, {high:.1f}]")
+        elif self.method == "paper":
+            negative = f", negative Ritz values dropped: {self.num_negative:g}"
+        lines = [f"N_eff by {self.method} ({self.n_hvp} products, {self.num_params} parameters{negative})",
                  f"{'z':>10} {'N_eff':>12} {'lower':>12} {'upper':>12}"]
         for row in zip(self.z, self.value, self.lower, self.upper):
             lines.append(f"{row[0]:>10.4g} {row[1]:>12.5g} {row[2]:>12.5g} {row[3]:>12.5g}")
@@ -144,50 +154,115 @@ def paper_ritz_values(operator: CurvatureOperator, steps: int = 100, seed: int =
 
 
 def slq_bounds(eigen: EigenResult, rule: Quadrature, z, confidence: float = 0.95,
-               negative: str = "clip") -> tuple[np.ndarray, ...]:
-    """(value, lower, upper, num_negative) of N_eff: the converged top eigenvalues of ``eigen``
-    exactly, plus the SLQ ``rule`` of the operator deflated by their eigenvectors (one Gauss rule
-    per probe), with a Student-t ``confidence`` interval over the probes; ``num_negative``
-    counts the negative top eigenvalues and estimates the deflated part's."""
-    num_samples = rule.nodes.shape[0]
+               negative: str = "clip") -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+    """(value, lower, upper, parts) of N_eff: the converged top eigenvalues of ``eigen``
+    exactly, plus the SLQ ``rule`` of the operator deflated by their eigenvectors.
+
+    The half-width adds the two errors of the rule. Sampling: the wider of a Student-t
+    ``confidence`` interval over the probes (their spread, noisy for a few probes) and a normal
+    one from a variance bound (a Rademacher probe's w^T G w has variance at most 2 tr(G^2),
+    which the same rules estimate stably from f^2). Quadrature: the mean change of the probes'
+    estimates from the rule of their first half of steps to the whole rule (Gauss quadrature
+    converges at least as fast as 1/m, so that change bounds the error left at m steps; it is
+    zero for a probe whose run found an invariant subspace).
+    ``parts``: the ``sampling`` half-width and the ``quadrature_error`` per z, and the number
+    of eigenvalues below ``-negative_tol`` (``eigen.tol`` times its norm estimate) as
+    (estimate, lower, upper).
+    """
+    num_samples = rule.alpha.shape[0]
     if num_samples < 2:
         raise NeffError(f"{num_samples} SLQ probe gives no confidence interval; use at least 2")
     zs = as_z(z)
     keep = np.flatnonzero(eigen.converged)
-    exact = positive_part(eigen.eigenvalues[keep], negative)
-    nodes = _saturation(positive_part(rule.nodes, negative), zs).reshape(len(zs), *rule.nodes.shape)
-    samples = (rule.weights[None] * nodes).sum(axis=-1)  # (z, probes)
-    half = stats.t.ppf(0.5 + confidence / 2, num_samples - 1) * samples.std(axis=1, ddof=1) / np.sqrt(num_samples)
-    value = _saturation(exact, zs).sum(axis=1) + samples.mean(axis=1)
-    num_negative = float(np.sum(eigen.eigenvalues[keep] < 0) + rule.samples(lambda x: (x < 0) * 1.0).mean())
-    return value, value - half, value + half, num_negative
+    t_quantile = stats.t.ppf(0.5 + confidence / 2, num_samples - 1)
+    normal_quantile = stats.norm.ppf(0.5 + confidence / 2)
+
+    def interval(functions, exact):
+        samples = np.stack([rule.samples(f) for f in functions], axis=1)  # (probes, functions)
+        coarse = np.stack([rule.samples(f, coarse=True) for f in functions], axis=1)
+        squares = np.stack([rule.samples(lambda x, f=f: f(x) ** 2) for f in functions], axis=1)
+        sampling = np.maximum(t_quantile * samples.std(axis=0, ddof=1),
+                              normal_quantile * np.sqrt(2 * squares.mean(axis=0))) / np.sqrt(num_samples)
+        error = np.abs((samples - coarse).mean(axis=0))
+        value = exact + samples.mean(axis=0)
+        return value, value - sampling - error, value + sampling + error, sampling, error
+
+    def saturation(zi):
+        return lambda x: (lam := positive_part(x.ravel(), negative).reshape(x.shape)) / (lam + zi)
+
+    exact = _saturation(positive_part(eigen.eigenvalues[keep], negative), zs).sum(axis=1)
+    value, lower, upper, sampling, error = interval([saturation(zi) for zi in zs], exact)
+    threshold = eigen.tol * eigen.norm_estimate
+    below = interval([lambda x: (x < -threshold) * 1.0], np.sum(eigen.eigenvalues[keep] < -threshold))
+    return value, lower, upper, {"sampling": sampling, "quadrature_error": error, "negative_tol": threshold,
+                                 "num_negative": (float(below[0][0]), max(float(below[1][0]), 0.0), float(below[2][0]))}
 
 
 def deflated_slq(operator: CurvatureOperator, eigen: EigenResult, num_samples: int = 10, steps: int = 20,
                  seed: int = 0, checkpoint: str | Path | None = None) -> Quadrature:
     """SLQ rules of ``operator`` deflated by the converged eigenvectors of ``eigen`` (the part
     :func:`slq_bounds` estimates); ``checkpoint`` as in :func:`neff.quadrature.slq`."""
+    return slq(operator, num_samples, steps, seed=seed, basis=_deflation_basis(eigen), checkpoint=checkpoint)
+
+
+def adaptive_slq(operator: CurvatureOperator, eigen: EigenResult, z, *, num_samples: int = 10,
+                 steps: int = 20, rtol: float | None = None, max_hvp: int = 1000, confidence: float = 0.95,
+                 negative: str = "clip", seed: int = 0) -> tuple[Quadrature, tuple]:
+    """SLQ of ``operator`` deflated by the converged eigenvectors of ``eigen`` that spends
+    products where the error is: while the quadrature error (:func:`slq_bounds`) exceeds half
+    the sampling half-width at some z (and, with ``rtol``, a quarter of rtol x N_eff), every
+    probe's run is doubled in length; then, while an interval is wider than +-``rtol`` x N_eff,
+    the number of probes is doubled. At most ``max_hvp`` products: past that it warns, naming
+    what is left, and returns what it has. Returns the rule and :func:`slq_bounds` of it."""
+    operator, zs = as_operator(operator), as_z(z)
+    runs = ProbeRuns(operator, _deflation_basis(eigen), seed)
+    probes, length, before = num_samples, steps, operator.n_hvp
+    while True:
+        rule = runs.run(probes, length)
+        bounds = slq_bounds(eigen, rule, zs, confidence, negative)
+        value, lower, upper, parts = bounds
+        allowed = 0.5 * parts["sampling"]
+        if rtol is not None:
+            allowed = np.maximum(allowed, 0.25 * rtol * np.abs(value))
+        converged = bool(np.all(parts["quadrature_error"] <= allowed))
+        accurate = rtol is None or bool(np.all(upper - lower <= 2 * rtol * np.abs(value)))
+        if converged and accurate:
+            return rule, bounds
+        if operator.n_hvp - before + probes * length > max_hvp:
+            left = ("the quadrature has not converged (its error is in the interval)" if not converged else
+                    f"the widest interval is +-{np.max((upper - lower) / 2 / np.abs(value)):.1%}, not +-{rtol:.1%}")
+            warnings.warn(f"the SLQ estimate stopped at max_hvp={max_hvp} products: {left}; raise max_hvp "
+                          "to spend more", stacklevel=3)
+            return rule, bounds
+        probes, length = (probes, 2 * length) if not converged else (2 * probes, length)
+
+
+def _deflation_basis(eigen: EigenResult) -> torch.Tensor:
     if eigen.eigenvectors is None:
         raise NeffError("the slq estimate deflates the top eigenvectors; compute them with "
                         "top_eigenpairs(..., return_eigenvectors=True)")
-    basis = eigen.eigenvectors[:, np.flatnonzero(eigen.converged)]
-    return slq(operator, num_samples, steps, seed=seed, basis=basis, checkpoint=checkpoint)
+    return eigen.eigenvectors[:, np.flatnonzero(eigen.converged)]
 
 
 def estimate_effective_dimension(operator: CurvatureOperator, z, method: str = "slq", *,
-                                 k: int = 20, eigen: EigenResult | None = None,
-                                 num_samples: int = 10, steps: int = 20, paper_steps: int = 100,
-                                 confidence: float = 0.95, negative: str = "clip",
-                                 tol: float = 1e-4, seed: int = 0) -> EffDimEstimate:
+                                 k: int | None = None, eigen: EigenResult | None = None,
+                                 num_samples: int = 10, steps: int = 20, rtol: float | None = None,
+                                 max_hvp: int = 1000, paper_steps: int = 100, confidence: float = 0.95,
+                                 negative: str = "clip", tol: float = 1e-4, seed: int = 0) -> EffDimEstimate:
     """N_eff of ``operator`` at ``z`` (a number or a sweep) with an interval.
 
-    ``k``/``tol``: the top eigenpairs computed first (or pass ``eigen`` from
-    ``top_eigenpairs``); ``num_samples``/``steps``: SLQ probes and Lanczos steps per probe;
-    ``paper_steps``: Lanczos steps of the paper's estimator.
+    ``k``/``tol``: the top eigenpairs computed first (default k: 20, fewer for a model with
+    fewer parameters; or pass ``eigen`` from ``top_eigenpairs``). ``slq``: ``num_samples``
+    probes of ``steps`` Lanczos steps to start with, then more where the error is
+    (:func:`adaptive_slq`): until the quadrature has converged and, with ``rtol``, every
+    interval is within +-rtol x N_eff, or ``max_hvp`` products are spent (the top eigenpairs
+    included). ``paper_steps``: Lanczos steps of the paper's estimator.
     """
     operator = as_operator(operator)
     if method not in ESTIMATORS:
         raise NeffError(f"method={method!r} is unknown; use one of {', '.join(ESTIMATORS)}")
+    if rtol is not None and (method != "slq" or not 0 < rtol < 1):
+        raise NeffError(f"rtol={rtol!r} applies to method='slq' and must lie in (0, 1), e.g. rtol=0.01")
     zs = as_z(z)
     positive_part(np.empty(0), negative)
     before = operator.n_hvp
@@ -199,19 +274,22 @@ def estimate_effective_dimension(operator: CurvatureOperator, z, method: str = "
                               float(np.sum(ritz < 0)), operator.num_params,
                               {"ritz_values": ritz.tolist()})
     if eigen is None:
+        k = min(20, operator.num_params - 1) if k is None else k
         eigen = top_eigenpairs(operator, k, tol=tol, seed=seed)
-        spent = eigen.n_hvp
-    else:
-        spent = 0
+    spent = operator.n_hvp - before
     if method == "certified":
         value, lower, upper = certified_bounds(eigen, zs, negative)
-        return EffDimEstimate(zs, value, lower, upper, method, spent, float(np.sum(eigen.eigenvalues < 0)),
-                              operator.num_params, {"eigen": eigen.record()})
+        return EffDimEstimate(zs, value, lower, upper, method, spent, None, operator.num_params,
+                              {"eigen": eigen.record()})
     if num_samples < 2:
         raise NeffError(f"num_samples={num_samples} must be at least 2 for a confidence interval")
-    rule = deflated_slq(operator, eigen, num_samples, steps, seed=seed + 1)
-    value, lower, upper, num_negative = slq_bounds(eigen, rule, zs, confidence, negative)
-    return EffDimEstimate(zs, value, lower, upper, method, spent + operator.n_hvp - before,
-                          num_negative, operator.num_params,
+    rule, (value, lower, upper, parts) = adaptive_slq(
+        operator, eigen, zs, num_samples=num_samples, steps=steps, rtol=rtol, max_hvp=max_hvp - spent,
+        confidence=confidence, negative=negative, seed=seed + 1)
+    below, *interval = parts["num_negative"]
+    return EffDimEstimate(zs, value, lower, upper, method, operator.n_hvp - before, below, operator.num_params,
                           {"confidence": confidence, "deflated": int(eigen.converged.sum()),
-                           "num_samples": num_samples, "steps": steps, "eigen": eigen.record()})
+                           "num_samples": len(rule.steps), "steps": int(rule.steps.max()),
+                           "sampling": parts["sampling"].tolist(), "quadrature_error": parts["quadrature_error"].tolist(),
+                           "negative_tol": parts["negative_tol"], "num_negative_interval": interval,
+                           "eigen": eigen.record()})

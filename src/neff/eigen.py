@@ -27,10 +27,6 @@ from .linear import as_operator
 from .hessian import CurvatureOperator
 from .productlog import ProductLog
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", FutureWarning)
-    from linear_operator.utils.lanczos import lanczos_tridiag
-
 METHODS = ("lanczos", "eigsh")
 WHICH = ("largest", "smallest")
 
@@ -96,22 +92,13 @@ def start_vector(n: int, seed: int, device, columns: int = 1) -> torch.Tensor:
     return torch.randn(n, columns, generator=generator, dtype=torch.float64).to(device)
 
 
-def lanczos(closure, n: int, steps: int, init: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``steps`` Lanczos steps with full reorthogonalisation in float64 from the start block
-    ``init`` (n, s); returns Q (s, n, m) and T (s, m, m), m <= steps (early on breakdown)."""
-    q, t = lanczos_tridiag(closure, max_iter=min(steps, n), dtype=torch.float64, device=init.device,
-                           matrix_shape=torch.Size((n, n)), init_vecs=init)
-    if init.shape[1] == 1:
-        q, t = q.unsqueeze(0), t.unsqueeze(0)
-    return q, t
-
-
 class ExtendableLanczos:
     """Single-vector Lanczos in float64 with full reorthogonalisation (classical Gram-Schmidt,
-    twice), which can be extended by more steps at any time. Written here rather than taken from
-    ``linear_operator`` (whose ``lanczos_tridiag`` serves the block runs of SLQ): that one must
-    start over to run longer, repeating every reorthogonalisation, which costs more than the
-    products themselves on a CPU (BENCHMARKS.md)."""
+    twice), which can be extended by more steps at any time (the eigensolver and every SLQ
+    probe). Written here rather than taken from ``linear_operator``, whose ``lanczos_tridiag``
+    must start over to run longer, repeating every reorthogonalisation, and stops at an
+    absolute breakdown threshold, which cuts short the runs of a Hessian with tiny eigenvalues;
+    this one stops where the new vector is below 1e-10 of its product (an invariant subspace)."""
 
     def __init__(self, matvec, init: torch.Tensor, max_steps: int):
         self.matvec = matvec

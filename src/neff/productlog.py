@@ -108,8 +108,7 @@ class ProductLog:
             if self.unsaved >= self.save_every:
                 self.save()
         self.position += 1
-        # a copy: lanczos_tridiag updates the returned vector in place
-        return product.to(torch.float64, copy=True).unsqueeze(1)
+        return product.to(torch.float64).unsqueeze(1)
 
     def close(self) -> None:
         self.save()

@@ -4,37 +4,72 @@ probes, for traces of matrix functions and for the spectral density.
 For a probe w, m Lanczos steps started at w give a Gauss quadrature rule (nodes theta_j,
 weights tau_j) with w^T f(H) w ~ sum_j tau_j f(theta_j). With Rademacher probes,
 E[w^T f(H) w] = tr f(H), so the mean over probes estimates the trace and their spread gives
-a confidence interval.
+a confidence interval. Each probe's rule is kept as its Lanczos tridiagonal, so the rule of
+the first half of its steps (the ``coarse`` rule) is at hand: how far the two differ measures
+how far the quadrature is from converged (:func:`neff.effdim.slq_bounds`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+from scipy.linalg import eigh_tridiagonal
 
-from .eigen import lanczos
+from .eigen import ExtendableLanczos
 from .errors import NeffError
 from .linear import as_operator
 from .hessian import CurvatureOperator
 from .productlog import load_checkpoint, save_checkpoint
 from .trace import rademacher
 
-FORMAT = "neff-slq-probes/1"
+FORMAT = "neff-slq-probes/2"
 
 
 @dataclass
 class Quadrature:
-    """One Gauss rule per probe: ``nodes`` and ``weights`` of shape (num_probes, steps)."""
+    """One Gauss rule per probe, as its Lanczos tridiagonal: ``alpha`` and ``beta`` of shape
+    (probes, m) (``beta[i, j]`` couples steps j and j + 1), the squared probe ``norms`` and the
+    ``steps`` each probe ran (<= m; the rest of its row is padding)."""
 
-    nodes: np.ndarray
-    weights: np.ndarray
+    alpha: np.ndarray
+    beta: np.ndarray
+    norms: np.ndarray
+    steps: np.ndarray
 
-    def samples(self, f: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """Per-probe estimates of tr f(H)."""
-        return (self.weights * f(self.nodes)).sum(axis=1)
+    def rules(self, coarse: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(nodes, weights), each (probes, m), of every probe's rule, or with ``coarse`` of the
+        rule of its first half of steps (of all its steps where its run found an invariant
+        subspace: that rule is exact); padding nodes get weight 0."""
+        width = self.alpha.shape[1]
+        nodes, weights = np.zeros((len(self.steps), width)), np.zeros((len(self.steps), width))
+        for i, m in enumerate(self.steps):
+            if coarse and not self.beta[i, m - 1] <= 1e-10 * np.abs(self.alpha[i, :m]).max(initial=0):
+                m = max(1, int(m) // 2)  # a run that found an invariant subspace is exact: kept whole
+            theta, s = eigh_tridiagonal(self.alpha[i, :m], self.beta[i, :m - 1])
+            nodes[i] = np.pad(theta, (0, width - m), mode="edge")
+            weights[i, :m] = self.norms[i] * s[0] ** 2
+        return nodes, weights
+
+    @cached_property
+    def _rules(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.rules()
+
+    @property
+    def nodes(self) -> np.ndarray:
+        return self._rules[0]
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self._rules[1]
+
+    def samples(self, f: Callable[[np.ndarray], np.ndarray], coarse: bool = False) -> np.ndarray:
+        """Per-probe estimates of tr f(H) (``coarse``: from the half-length rules)."""
+        nodes, weights = self.rules(coarse) if coarse else self._rules
+        return (weights * f(nodes)).sum(axis=-1)
 
     def density(self, grid: np.ndarray, bandwidth: float | None = None) -> np.ndarray:
         """The spectral density on ``grid``, smoothed with a Gaussian kernel; it integrates to
@@ -46,15 +81,13 @@ class Quadrature:
         kernel = np.exp(-0.5 * diff**2) / (bandwidth * np.sqrt(2 * np.pi))
         return kernel @ self.weights.ravel() / self.nodes.shape[0]
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays that make this rule (for saving; :meth:`from_arrays` reads them)."""
+        return {"alpha": self.alpha, "beta": self.beta, "norms": self.norms, "steps": self.steps}
 
-def lanczos_quadrature(closure: Callable, probes: torch.Tensor, steps: int) -> Quadrature:
-    """Gauss rules from ``steps`` Lanczos steps of ``closure`` (float64 (n, s) -> (n, s)) from
-    each column of ``probes``, all columns in one block."""
-    n, _ = probes.shape
-    _, t = lanczos(closure, n, steps, probes)
-    theta, s = torch.linalg.eigh(t)
-    weights = s[:, 0, :] ** 2 * (probes**2).sum(0)[:, None]
-    return Quadrature(theta.cpu().numpy(), weights.cpu().numpy())
+    @classmethod
+    def from_arrays(cls, arrays: dict) -> Quadrature:
+        return cls(*(np.asarray(arrays[key]) for key in ("alpha", "beta", "norms", "steps")))
 
 
 def deflated(operator: CurvatureOperator, basis: torch.Tensor | None) -> Callable:
@@ -69,45 +102,72 @@ def deflated(operator: CurvatureOperator, basis: torch.Tensor | None) -> Callabl
     return closure
 
 
+def projected_probes(operator: CurvatureOperator, count: int, seed: int, basis: torch.Tensor | None) -> torch.Tensor:
+    """The first ``count`` Rademacher probes of ``seed`` (the same first columns for any count),
+    with the columns of ``basis`` projected out."""
+    probes = rademacher(operator.num_params, count, seed, operator.device)
+    if basis is not None and basis.shape[1]:
+        probes = probes - basis @ (basis.T @ probes)
+    return probes
+
+
+def stacked(runs: list[tuple[list, list, float]]) -> Quadrature:
+    """One rule from single-probe Lanczos runs (alpha, beta, squared probe norm) of any lengths
+    (a run stops early on a small invariant subspace): shorter ones are padded."""
+    width = max(len(alpha) for alpha, _, _ in runs)
+    alpha = np.array([np.pad(a, (0, width - len(a)), mode="edge") for a, _, _ in runs])
+    beta = np.array([np.pad(b[:width], (0, width - len(b[:width]))) for _, b, _ in runs])
+    return Quadrature(alpha, beta, np.array([norm for _, _, norm in runs]),
+                      np.array([len(a) for a, _, _ in runs]))
+
+
+class ProbeRuns:
+    """Lanczos runs from Rademacher probes of ``operator`` deflated by the orthonormal columns
+    of ``basis``, one run per probe, that can be given more probes and more steps at any time;
+    each product is one step of one probe (the adaptive estimate of
+    :func:`neff.effdim.estimate_effective_dimension` spends them where its error is)."""
+
+    def __init__(self, operator: CurvatureOperator, basis: torch.Tensor | None = None, seed: int = 0):
+        self.operator, self.basis, self.seed = as_operator(operator), basis, seed
+        self.closure = deflated(self.operator, basis)
+        self.runs: list[tuple[ExtendableLanczos, float]] = []
+
+    def run(self, probes: int, steps: int) -> Quadrature:
+        """The rules of ``probes`` probes of ``steps`` steps each (earlier runs are extended,
+        never repeated; a run on an invariant subspace stops early)."""
+        if probes > len(self.runs):
+            block = projected_probes(self.operator, probes, self.seed, self.basis)[:, len(self.runs):]
+            self.runs += [(ExtendableLanczos(self.closure, column[:, None], self.operator.num_params),
+                           float(column @ column)) for column in block.T]
+        for run, _ in self.runs[:probes]:
+            run.extend(steps)
+        return stacked([(run.alpha, run.beta, norm) for run, norm in self.runs[:probes]])
+
+
 def slq(operator: CurvatureOperator, num_samples: int = 10, steps: int = 30, *, seed: int = 0,
         basis: torch.Tensor | None = None, checkpoint: str | Path | None = None) -> Quadrature:
     """SLQ rules from Rademacher probes, optionally on the part of the operator orthogonal to
     the orthonormal columns of ``basis`` (deflation by known eigenvectors).
 
-    Without ``checkpoint`` all probes run as one block. With it, probes run one at a time and
-    each finished probe's rule is saved to that file; a rerun with the same file resumes after
-    the last saved probe (a file from another operator, seed, basis or size is refused)."""
+    Probes run one at a time. With ``checkpoint``, each finished probe's rule is saved to that
+    file; a rerun with the same file resumes after the last saved probe (a file from another
+    operator, seed, basis or size is refused)."""
     operator = as_operator(operator)
     if num_samples < 1 or steps < 1:
         raise NeffError(f"num_samples={num_samples} and steps={steps} must both be positive")
-    probes = rademacher(operator.num_params, num_samples, seed, operator.device)
-    if basis is not None and basis.shape[1]:
-        probes = probes - basis @ (basis.T @ probes)
-    closure = deflated(operator, basis)
-    if checkpoint is None:
-        return lanczos_quadrature(closure, probes, steps)
     header = {"format": FORMAT, "operator": operator.fingerprint(), "seed": seed, "steps": steps,
               "num_samples": num_samples, "basis": _checksum(basis)}
-    path = Path(checkpoint)
-    state = load_checkpoint(path, header, "SLQ checkpoint", "operator, seed, steps, probes or deflation basis "
-                            "differ") if path.exists() else {"nodes": [], "weights": []}
-    rules = [Quadrature(n.numpy(), w.numpy()) for n, w in zip(state["nodes"], state["weights"])]
-    for column in range(len(rules), num_samples):
-        rules.append(lanczos_quadrature(closure, probes[:, column:column + 1], steps))
-        save_checkpoint(path, header, nodes=[torch.from_numpy(r.nodes) for r in rules],
-                        weights=[torch.from_numpy(r.weights) for r in rules])
-    return stacked(rules)
-
-
-def stacked(rules: list[Quadrature]) -> Quadrature:
-    """Rules of single probes as one: Lanczos stops early on a small invariant subspace, so a
-    shorter rule is padded with zero-weight copies of its last node."""
-    width = max(rule.nodes.shape[1] for rule in rules)
-
-    def pad(array, mode):
-        return np.pad(array, ((0, 0), (0, width - array.shape[1])), mode=mode)
-    return Quadrature(np.concatenate([pad(rule.nodes, "edge") for rule in rules]),
-                      np.concatenate([pad(rule.weights, "constant") for rule in rules]))
+    path = Path(checkpoint) if checkpoint is not None else None
+    done = load_checkpoint(path, header, "SLQ checkpoint", "operator, seed, steps, probes or deflation basis "
+                           "differ")["runs"] if path is not None and path.exists() else []
+    probes, closure = projected_probes(operator, num_samples, seed, basis), deflated(operator, basis)
+    for column in range(len(done), num_samples):
+        run = ExtendableLanczos(closure, probes[:, column:column + 1], steps)
+        run.extend(steps)
+        done.append((run.alpha, run.beta, float(probes[:, column] @ probes[:, column])))
+        if path is not None:
+            save_checkpoint(path, header, runs=done)
+    return stacked(done)
 
 
 def _checksum(basis: torch.Tensor | None) -> list:

@@ -49,11 +49,11 @@ def save_spectrum(path: str | Path, eigen: EigenResult, record: dict, *, eigenve
                   quadrature: Quadrature | None = None) -> None:
     """Write ``path`` (.npz): ``pos_evals`` (the original tool's key: the positive eigenvalues),
     all eigenvalues with signs, residuals, converged flags, Ritz values, ``record`` with
-    ``eigen.record()`` embedded as JSON, the SLQ ``quadrature`` (nodes and weights per probe)
+    ``eigen.record()`` embedded as JSON, the SLQ ``quadrature`` (each probe's tridiagonal)
     when given, and with ``eigenvectors`` the (n, k) eigenvectors."""
     arrays = {}
     if quadrature is not None:
-        arrays.update(slq_nodes=quadrature.nodes, slq_weights=quadrature.weights)
+        arrays.update({f"slq_{key}": value for key, value in quadrature.arrays().items()})
     if eigenvectors:
         if eigen.eigenvectors is None:
             raise NeffError("the eigenpairs were computed without eigenvectors; compute them with "
@@ -78,11 +78,15 @@ def load_spectrum(path: str | Path, *, eigenvectors: bool = False) -> dict:
             arrays = {key: npz[key] for key in npz.files}
     except (OSError, ValueError) as err:
         raise NeffError(f"{path} is not a readable .npz file ({err})") from None
+    if "slq_nodes" in arrays:
+        raise NeffError(f"{path} holds SLQ rules without their Lanczos tridiagonals (saved by an earlier neff), "
+                        "which the quadrature error needs; compute the spectrum again")
     if "eigenvalues" in arrays:
         spectrum = {"eigenvalues": arrays["eigenvalues"], "residuals": arrays["residuals"],
                     "converged": arrays["converged"], "num_params": int(arrays["num_params"]),
                     "record": json.loads(str(arrays["record"])),
-                    "quadrature": Quadrature(arrays["slq_nodes"], arrays["slq_weights"]) if "slq_nodes" in arrays
+                    "quadrature": Quadrature.from_arrays({key[4:]: value for key, value in arrays.items()
+                                                          if key.startswith("slq_")}) if "slq_alpha" in arrays
                     else None}
     elif "pos_evals" in arrays:
         spectrum = {"eigenvalues": np.sort(arrays["pos_evals"].ravel())[::-1], "residuals": None,

@@ -36,7 +36,8 @@ def neff_rows(final: dict, eigen: EigenResult, z, quadrature: Quadrature | None 
 
     * ``exact`` (a dense spectrum: every eigenvalue), the headline there;
     * ``slq`` (with ``quadrature``), the headline otherwise: the converged top eigenvalues plus
-      the deflated SLQ estimate of the rest, with its ``confidence`` interval;
+      the deflated SLQ estimate of the rest, with its ``confidence`` interval widened by the
+      quadrature error (:func:`neff.effdim.slq_bounds`);
     * ``certified``: the top-k sum (a rigorous lower bound) and the upper bound on the rest;
     * ``paper``: the original's estimator on the first ``paper_steps`` Ritz values of the same
       Lanczos run (negatives and 1.0 dropped), where the run is that long; no interval.
@@ -57,7 +58,7 @@ def neff_rows(final: dict, eigen: EigenResult, z, quadrature: Quadrature | None 
     else:
         if quadrature is not None:
             *bounds, _ = slq_bounds(eigen, quadrature, zs, confidence)
-            estimates.append(("slq", f"{confidence:.0%} confidence", *bounds))
+            estimates.append(("slq", f"{confidence:.0%} confidence + quadrature error", *bounds))
         estimates.append(("certified", "bound", *certified_bounds(eigen, zs)))
         if eigen.tridiagonal.shape[1] >= paper_steps:
             value = paper_effective_dimension(eigen.ritz(paper_steps), zs)

@@ -1,7 +1,9 @@
 """Stochastic trace estimators of a curvature operator: Hutchinson and Hutch++.
 
 Both return the estimate with its standard error, computed from the spread of the
-per-probe values (Hutch++: of its stochastic part; the low-rank part is exact).
+per-probe values. Hutch++'s is the standard error given its sketch: the trace of the sketched
+part is exact for any sketch, so the estimate is unbiased given the sketch, and the mean
+square of that standard error over sketches is the estimate's variance.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy import stats
 
 from .errors import NeffError
 from .linear import as_operator
@@ -21,18 +24,33 @@ class TraceEstimate:
     stderr: float
     n_hvp: int
     method: str
+    num_samples: int
+    stderr_bound: float
+
+    def interval(self, confidence: float = 0.95) -> tuple[float, float]:
+        """The wider of the Student-t ``confidence`` interval from ``stderr`` (num_samples - 1
+        degrees of freedom; noisy for a few probes) and the normal one from ``stderr_bound``
+        (a Rademacher probe's g^T B g has variance at most 2 ||B||_F^2, estimated by ||B g||^2)."""
+        half = max(stats.t.ppf(0.5 + confidence / 2, self.num_samples - 1) * self.stderr,
+                   stats.norm.ppf(0.5 + confidence / 2) * self.stderr_bound)
+        return self.value - half, self.value + half
 
 
 def rademacher(n: int, columns: int, seed: int, device) -> torch.Tensor:
-    """A seeded (n, columns) block of random signs, float64, the same on every device."""
+    """A seeded (n, columns) block of random signs, float64, the same on every device; its first
+    columns are the same for any number of columns."""
     generator = torch.Generator().manual_seed(seed)
-    signs = torch.randint(0, 2, (n, columns), generator=generator, dtype=torch.float64) * 2 - 1
-    return signs.to(device)
+    signs = torch.randint(0, 2, (columns, n), generator=generator, dtype=torch.float64) * 2 - 1
+    return signs.T.contiguous().to(device)
 
 
-def _mean_and_stderr(samples: torch.Tensor) -> tuple[float, float]:
-    samples = samples.double().cpu()
-    return float(samples.mean()), float(samples.std() / np.sqrt(len(samples)))
+def _estimate(probes: torch.Tensor, products: torch.Tensor, method: str, n_hvp: int,
+              exact: float = 0.0) -> TraceEstimate:
+    """``exact`` plus the mean of g^T (B g) over the probe columns, with both standard errors."""
+    samples = (probes * products).sum(0).double().cpu()
+    bound = np.sqrt(2 * float((products**2).sum(0).double().mean()) / len(samples))
+    return TraceEstimate(exact + float(samples.mean()), float(samples.std() / np.sqrt(len(samples))),
+                         n_hvp, method, len(samples), bound)
 
 
 def hutchinson(operator: CurvatureOperator, num_samples: int = 100, *, seed: int = 0) -> TraceEstimate:
@@ -47,9 +65,8 @@ def hutchinson(operator: CurvatureOperator, num_samples: int = 100, *, seed: int
         raise NeffError(f"num_samples={num_samples} must be at least 2 to give a standard error")
     before = operator.n_hvp
     probes = rademacher(operator.num_params, num_samples, seed, operator.device)
-    samples = (probes * operator.matmat(probes)).sum(0)
-    value, stderr = _mean_and_stderr(samples)
-    return TraceEstimate(value, stderr, operator.n_hvp - before, "hutchinson")
+    products = operator.matmat(probes)
+    return _estimate(probes, products, "hutchinson", operator.n_hvp - before)
 
 
 def hutchpp(operator: CurvatureOperator, num_matvecs: int = 99, *, seed: int = 0) -> TraceEstimate:
@@ -66,6 +83,5 @@ def hutchpp(operator: CurvatureOperator, num_matvecs: int = 99, *, seed: int = 0
     low_rank = float((basis * operator.matmat(basis)).sum())
     probes = rademacher(n, third, seed + 1, operator.device)
     probes = probes - basis @ (basis.T @ probes)
-    samples = (probes * operator.matmat(probes)).sum(0)
-    value, stderr = _mean_and_stderr(samples)
-    return TraceEstimate(low_rank + value, stderr, operator.n_hvp - before, "hutch++")
+    products = operator.matmat(probes)
+    return _estimate(probes, products - basis @ (basis.T @ products), "hutch++", operator.n_hvp - before, low_rank)
