@@ -122,8 +122,15 @@ def effdim_at_budget(tool: str, model, loss, batches, z: np.ndarray, budget: int
         op = neff.HessianOperator(model, loss, batches)
         eigen = neff.top_eigenpairs(op, budget // 5, tol=1e-3, max_steps=budget * 2 // 5, seed=seed)
         method = tool.split("-")[1]
-        est = neff.estimate_effective_dimension(op, z, method, eigen=eigen, steps=10, seed=seed,
-                                                num_samples=max(2, (budget - op.n_hvp) // 10))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the budget stops the adaptive estimate, as intended here
+            est = neff.estimate_effective_dimension(op, z, method, eigen=eigen, steps=10, seed=seed,
+                                                    num_samples=max(2, (budget - op.n_hvp) // 10),
+                                                    max_hvp=budget - op.n_hvp)
+        return est.value, op.n_hvp, (est.lower, est.upper)
+    if tool == "neff-slq-rtol":  # no budget: products until every interval is within +-1%
+        op = neff.HessianOperator(model, loss, batches)
+        est = neff.estimate_effective_dimension(op, z, rtol=0.01, max_hvp=5000, seed=seed)
         return est.value, op.n_hvp, (est.lower, est.upper)
     if tool == "paper":
         op = neff.HessianOperator(model, loss, batches)

@@ -24,9 +24,10 @@ with log_to(sm.log[0], mode="a"):
                                reduction=spec["reduction"], dtype=getattr(torch, spec["dtype"]), device=device)
     print(operator)
     start = time.perf_counter()
-    solver = {key: spec[key] for key in ("k", "tol", "max_steps", "seed", "probes", "probe_steps", "paper_steps")
-              if key in spec}
-    eigen, quadrature = compute_spectrum(operator, spec["method"], checkpoint=sm.params.checkpoint, **solver)
+    solver = {key: spec[key] for key in ("k", "tol", "max_steps", "seed", "probes", "probe_steps", "paper_steps",
+                                         "rtol", "max_hvp") if key in spec}
+    eigen, quadrature = compute_spectrum(operator, spec["method"], z=sm.params.z, checkpoint=sm.params.checkpoint,
+                                         **solver)
     print(eigen)
     record = provenance(experiment=wc.experiment, model=wc.model, width=int(wc.width), depth=int(wc.depth),
                         seed=int(wc.seed), spectrum=spec, eigenvectors=keep_vectors,

@@ -164,7 +164,8 @@ def slq_bounds(eigen: EigenResult, rule: Quadrature, z, confidence: float = 0.95
     which the same rules estimate stably from f^2). Quadrature: the mean change of the probes'
     estimates from the rule of their first half of steps to the whole rule (Gauss quadrature
     converges at least as fast as 1/m, so that change bounds the error left at m steps; it is
-    zero for a probe whose run found an invariant subspace).
+    zero for a probe whose run found an invariant subspace). Eigenvalues: each converged one is
+    known to +-its residual, and f's change over that range is added.
     ``parts``: the ``sampling`` half-width and the ``quadrature_error`` per z, and the number
     of eigenvalues below ``-negative_tol`` (``eigen.tol`` times its norm estimate) as
     (estimate, lower, upper).
@@ -190,8 +191,14 @@ def slq_bounds(eigen: EigenResult, rule: Quadrature, z, confidence: float = 0.95
     def saturation(zi):
         return lambda x: (lam := positive_part(x.ravel(), negative).reshape(x.shape)) / (lam + zi)
 
-    exact = _saturation(positive_part(eigen.eigenvalues[keep], negative), zs).sum(axis=1)
+    theta, r = eigen.eigenvalues[keep], eigen.residuals[keep]
+    exact = _saturation(positive_part(theta, negative), zs).sum(axis=1)
     value, lower, upper, sampling, error = interval([saturation(zi) for zi in zs], exact)
+    # each converged eigenvalue is only known to +-its residual: f changes by at most this
+    moved = np.abs(_saturation(positive_part(theta - r, negative), zs) - _saturation(positive_part(theta, negative), zs))
+    moved = np.maximum(moved, np.abs(_saturation(positive_part(theta + r, negative), zs)
+                                     - _saturation(positive_part(theta, negative), zs))).sum(axis=1)
+    lower, upper = lower - moved, upper + moved
     threshold = eigen.tol * eigen.norm_estimate
     below = interval([lambda x: (x < -threshold) * 1.0], np.sum(eigen.eigenvalues[keep] < -threshold))
     return value, lower, upper, {"sampling": sampling, "quadrature_error": error, "negative_tol": threshold,
@@ -207,16 +214,21 @@ def deflated_slq(operator: CurvatureOperator, eigen: EigenResult, num_samples: i
 
 def adaptive_slq(operator: CurvatureOperator, eigen: EigenResult, z, *, num_samples: int = 10,
                  steps: int = 20, rtol: float | None = None, max_hvp: int = 1000, confidence: float = 0.95,
-                 negative: str = "clip", seed: int = 0) -> tuple[Quadrature, tuple]:
+                 negative: str = "clip", seed: int = 0, spent: int = 0) -> tuple[Quadrature, tuple]:
     """SLQ of ``operator`` deflated by the converged eigenvectors of ``eigen`` that spends
     products where the error is: while the quadrature error (:func:`slq_bounds`) exceeds half
     the sampling half-width at some z (and, with ``rtol``, a quarter of rtol x N_eff), every
     probe's run is doubled in length; then, while an interval is wider than +-``rtol`` x N_eff,
-    the number of probes is doubled. At most ``max_hvp`` products: past that it warns, naming
-    what is left, and returns what it has. Returns the rule and :func:`slq_bounds` of it."""
+    the number of probes is doubled. At most ``max_hvp`` products (``spent`` of them already,
+    on the top eigenpairs): past that it warns, naming what is left, and returns what it has.
+    Returns the rule and :func:`slq_bounds` of it."""
     operator, zs = as_operator(operator), as_z(z)
     runs = ProbeRuns(operator, _deflation_basis(eigen), seed)
-    probes, length, before = num_samples, steps, operator.n_hvp
+    probes, length, before = num_samples, steps, operator.n_hvp - spent
+    room = max_hvp - spent
+    if probes * length > room:  # a budget below the first plan: shorter runs, then fewer probes (2 x 2 at least)
+        length = max(2, room // probes)
+        probes = max(2, min(probes, room // length))
     while True:
         rule = runs.run(probes, length)
         bounds = slq_bounds(eigen, rule, zs, confidence, negative)
@@ -284,8 +296,8 @@ def estimate_effective_dimension(operator: CurvatureOperator, z, method: str = "
     if num_samples < 2:
         raise NeffError(f"num_samples={num_samples} must be at least 2 for a confidence interval")
     rule, (value, lower, upper, parts) = adaptive_slq(
-        operator, eigen, zs, num_samples=num_samples, steps=steps, rtol=rtol, max_hvp=max_hvp - spent,
-        confidence=confidence, negative=negative, seed=seed + 1)
+        operator, eigen, zs, num_samples=num_samples, steps=steps, rtol=rtol, max_hvp=max_hvp,
+        confidence=confidence, negative=negative, seed=seed + 1, spent=spent)
     below, *interval = parts["num_negative"]
     return EffDimEstimate(zs, value, lower, upper, method, operator.n_hvp - before, below, operator.num_params,
                           {"confidence": confidence, "deflated": int(eigen.converged.sum()),

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .effdim import deflated_slq
+from .effdim import adaptive_slq, deflated_slq
 from .eigen import EigenResult, exact_eigenpairs, top_eigenpairs
 from .errors import NeffError
 from .files import atomic_path
@@ -18,7 +18,8 @@ from .quadrature import Quadrature
 
 def compute_spectrum(operator: CurvatureOperator, method: str = "lanczos", k: int = 100, *, tol: float = 1e-3,
                      max_steps: int | None = None, seed: int = 0, probes: int = 10, probe_steps: int = 30,
-                     paper_steps: int = 100, checkpoint: str | Path | None = None,
+                     paper_steps: int = 100, rtol: float | None = None, max_hvp: int = 1000, z=None,
+                     checkpoint: str | Path | None = None,
                      progress: bool | None = None) -> tuple[EigenResult, Quadrature | None]:
     """Everything the estimators of :func:`neff.tables.neff_rows` need from one operator.
 
@@ -26,8 +27,11 @@ def compute_spectrum(operator: CurvatureOperator, method: str = "lanczos", k: in
     solver run for the certified top ``k`` (Lanczos runs at least ``paper_steps`` steps, so the
     paper's Ritz values come from the same run), then ``probes`` SLQ probes of ``probe_steps``
     steps on the operator deflated by the converged top eigenvectors (none when ``probes`` is
-    0). ``checkpoint``: a path prefix; the Lanczos products go to ``<prefix>.products.pt`` and
-    the finished probes to ``<prefix>.slq.pt``, so a killed run resumes where it stopped.
+    0). With ``rtol`` the probes are :func:`neff.effdim.adaptive_slq`'s instead: more steps and
+    probes until N_eff at every ``z`` is known to +-rtol, or ``max_hvp`` products for them.
+    ``checkpoint``: a path prefix; the Lanczos products go to ``<prefix>.products.pt`` and the
+    finished probes to ``<prefix>.slq.pt`` (fixed probes only), so a killed run resumes where
+    it stopped.
     """
     if method == "dense":
         return exact_eigenpairs(operator), None
@@ -37,6 +41,9 @@ def compute_spectrum(operator: CurvatureOperator, method: str = "lanczos", k: in
                            checkpoint=files["products"], progress=progress)
     if probes == 0:
         return eigen, None
+    if rtol is not None:
+        return eigen, adaptive_slq(operator, eigen, z, num_samples=probes, steps=probe_steps, rtol=rtol,
+                                   max_hvp=max_hvp, seed=seed + 1)[0]
     return eigen, deflated_slq(operator, eigen, probes, probe_steps, seed=seed + 1, checkpoint=files["slq"])
 
 

@@ -20,6 +20,7 @@ rule spectrum:
         gpu=config["resources"]["gpu"],
     params:
         spectrum=lambda wc: EXPERIMENTS[wc.experiment]["spectrum"],
+        z=lambda wc: EXPERIMENTS[wc.experiment]["effdim"]["z"],
         model_kwargs=model_kwargs,
         eigenvectors=keeps_eigenvectors,
         checkpoint=f"{MODEL}/spectrum.ckpt",

@@ -1,0 +1,163 @@
+"""The intervals neff states, pinned against hand computations on spectra and rules chosen here,
+and their coverage over seeds (a small version of `python -m bench.calibration`)."""
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+import neff
+from neff.effdim import certified_bounds, slq_bounds
+from neff.eigen import EigenResult
+from neff.quadrature import Quadrature
+
+
+def f(x, z):
+    return x / (x + z)
+
+
+def eigen_result(values, residuals, converged, n, tol=1e-3):
+    values = np.asarray(values, dtype=np.float64)
+    return EigenResult(values, np.asarray(residuals, dtype=np.float64), np.asarray(converged), tol,
+                       float(np.abs(values).max()), 0, 0.0, "lanczos", "largest", n)
+
+
+def test_certified_bounds_by_hand_with_real_residuals():
+    """theta = 4, 2, 1 with residuals 0.1, 0.2, 0.5 of n = 10: the value and lower bound are the
+    Ritz sum; the upper bound moves every Ritz value up by its residual and puts the 7 others at
+    theta_k + r_k = 1.5."""
+    eigen = eigen_result([4.0, 2.0, 1.0], [0.1, 0.2, 0.5], [True, True, False], 10)
+    value, lower, upper = certified_bounds(eigen, [1.0, 0.5])
+    for i, z in enumerate([1.0, 0.5]):
+        ritz = f(4.0, z) + f(2.0, z) + f(1.0, z)
+        assert value[i] == lower[i] == pytest.approx(ritz, rel=1e-12)
+        assert upper[i] == pytest.approx(f(4.1, z) + f(2.2, z) + f(1.5, z) + 7 * f(1.5, z), rel=1e-12)
+
+
+def one_node_rules(nodes, norms):
+    """Probes whose runs ended at once (beta = 0): probe i's rule is exact, one node with weight
+    norms[i] (its coarse rule is the same, so the quadrature error is 0)."""
+    nodes = np.asarray(nodes, dtype=np.float64)
+    width = 3
+    alpha = np.repeat(nodes[:, None], width, axis=1)
+    return Quadrature(alpha, np.zeros_like(alpha), np.asarray(norms, dtype=np.float64), np.full(len(nodes), width))
+
+
+def test_slq_interval_by_hand():
+    """Converged pairs enter exactly, an unconverged one not at all; the sampling half-width is
+    the wider of the t interval over the probes and the normal one of the variance bound
+    2 tr(G^2); exact rules add no quadrature error."""
+    eigen = eigen_result([5.0, 3.0], [0.0, 0.5], [True, False], 50)
+    nodes, norms = [0.2, 1.0, 0.05, 2.0], [30.0, 40.0, 50.0, 35.0]
+    z = 0.1
+    samples = np.array([n * f(x, z) for x, n in zip(nodes, norms)])
+    squares = np.array([n * f(x, z) ** 2 for x, n in zip(nodes, norms)])
+    value, lower, upper, parts = slq_bounds(eigen, one_node_rules(nodes, norms), [z])
+    t_half = stats.t.ppf(0.975, 3) * samples.std(ddof=1) / 2
+    bound_half = stats.norm.ppf(0.975) * np.sqrt(2 * squares.mean() / 4)
+    assert value[0] == pytest.approx(f(5.0, z) + samples.mean(), rel=1e-12)
+    assert parts["quadrature_error"][0] == 0
+    assert parts["sampling"][0] == pytest.approx(max(t_half, bound_half), rel=1e-12)
+    assert t_half > bound_half  # this case pins the t quantile (3 degrees of freedom, not a normal 90%)
+    assert (lower[0], upper[0]) == pytest.approx((value[0] - t_half, value[0] + t_half), rel=1e-12)
+    even = [1.0, 1.0, 1.0, 1.0]  # no spread: the variance bound alone
+    _, lower, upper, parts = slq_bounds(eigen, one_node_rules(even, [40.0] * 4), [z])
+    assert parts["sampling"][0] == pytest.approx(stats.norm.ppf(0.975) * np.sqrt(2 * 40 * f(1.0, z) ** 2 / 4))
+
+
+def test_quadrature_error_is_the_change_from_the_half_rule():
+    """Two-step runs whose last residual is not zero: the error term is the mean change from
+    the one-node rule (alpha_1, the probe's norm) to the two-node rule of [[a1, b1], [b1, a2]]."""
+    alpha = np.array([[1.0, 3.0], [2.0, 0.5], [0.9, 1.0]])  # every node positive
+    beta = np.array([[1.0, 0.5], [0.4, 0.2], [0.3, 0.9]])
+    norms = np.array([20.0, 25.0, 30.0])
+    rule = Quadrature(alpha, beta, norms, np.array([2, 2, 2]))
+    z = 0.5
+    full = []
+    for (a1, a2), (b1, _), norm in zip(alpha, beta, norms):
+        theta, s = np.linalg.eigh(np.array([[a1, b1], [b1, a2]]))
+        full.append(norm * np.sum(s[0] ** 2 * f(theta, z)))
+    coarse = norms * f(alpha[:, 0], z)
+    eigen = eigen_result([9.0], [0.0], [True], 40)
+    value, lower, upper, parts = slq_bounds(eigen, rule, [z])
+    assert value[0] == pytest.approx(f(9.0, z) + np.mean(full), rel=1e-12)
+    assert parts["quadrature_error"][0] == pytest.approx(abs(np.mean(np.array(full) - coarse)), rel=1e-12)
+    assert upper[0] - value[0] == pytest.approx(parts["sampling"][0] + parts["quadrature_error"][0], rel=1e-12)
+
+
+def spectrum_matrix(values, seed=0):
+    values = torch.as_tensor(values, dtype=torch.float64)
+    q = torch.linalg.qr(torch.randn(len(values), len(values), generator=torch.Generator().manual_seed(seed),
+                                    dtype=torch.float64)).Q
+    return q @ torch.diag(values) @ q.T
+
+
+def test_negative_count_below_a_tolerance_with_an_interval():
+    """A positive semi-definite Hessian with 73 zeros (in float32 they come out within 1e-9 of
+    0) has 0 eigenvalues below -tol, interval [0, 0], not half of its zeros, as counting below 0
+    gives; a matrix with 60 clearly negative eigenvalues gets an interval that holds 60."""
+    torch.manual_seed(0)  # a linear softmax layer on 8 examples in float32: rank <= 8 x 4 of 105
+    x, y = torch.randn(8, 20), torch.randint(0, 5, (8,))
+    psd = neff.HessianOperator(torch.nn.Linear(20, 5), torch.nn.CrossEntropyLoss(), [(x, y)])
+    est = neff.estimate_effective_dimension(psd, 0.1, k=5)  # its zeros come out near +-1e-9
+    assert est.num_negative == 0 and est.details["num_negative_interval"] == [0.0, 0.0]
+    assert "eigenvalues below -" in str(est) and "0.0 [0.0, 0.0]" in str(est)
+    mixed = spectrum_matrix(np.concatenate([np.linspace(0.01, 1, 140), -np.linspace(0.01, 0.5, 60)]), seed=1)
+    est = neff.estimate_effective_dimension(mixed, 0.1, k=5)
+    low, high = est.details["num_negative_interval"]
+    assert low <= 60 <= high and high - low < 40
+
+
+def test_rtol_is_reached_or_the_budget_says_so():
+    values = np.concatenate([[10.0, 5.0, 2.0], np.linspace(0, 0.3, 297)])
+    matrix = spectrum_matrix(values)
+    truth = neff.effective_dimension(values, [0.01, 0.1])
+    est = neff.estimate_effective_dimension(matrix, [0.01, 0.1], k=3, rtol=0.02, max_hvp=5000)
+    assert np.all(est.upper - est.lower <= 2 * 0.02 * est.value)
+    assert np.all((est.lower <= truth) & (truth <= est.upper))
+    with pytest.warns(UserWarning, match=r"stopped at max_hvp=60 products: .*raise max_hvp"):
+        short = neff.estimate_effective_dimension(matrix, [0.01, 0.1], k=3, rtol=0.001, max_hvp=60)
+    assert short.n_hvp <= 60
+    with pytest.raises(neff.NeffError, match="rtol=2 applies to method='slq' and must lie in"):
+        neff.estimate_effective_dimension(matrix, 0.1, rtol=2)
+
+
+def test_small_models_need_no_k():
+    """Fewer parameters than the default k: the estimate works without an error about a k the
+    user never passed (and an explicit k that is too large is still refused)."""
+    values = np.array([3.0, 1.0, 0.5, 0.1, 0.0, 0.0])
+    est = neff.estimate_effective_dimension(spectrum_matrix(values), 0.1)
+    assert est.lower[0] <= neff.effective_dimension(values, 0.1) <= est.upper[0]
+    with pytest.raises(neff.NeffError, match="k=20 must be smaller than the number of parameters"):
+        neff.estimate_effective_dimension(spectrum_matrix(values), 0.1, k=20)
+
+
+def test_validate_verdict_follows_its_rows(trained_mlp, classification_data):
+    """A report whose slq interval misses says FAILED and names the row; cells print whole
+    numbers (no cut to the last 24 characters)."""
+    x, y = classification_data
+    op = neff.HessianOperator(trained_mlp, torch.nn.CrossEntropyLoss(), [(x, y)], dtype=torch.float64)
+    report = neff.dense_check(op, z=[0.1, 1.0], k=5)
+    assert report.ok and "OK" in str(report).splitlines()[0]
+    report.estimates["slq"].upper[:] = report.effdim_dense - 1e-3  # as if the interval had missed
+    text = str(report)
+    assert not report.ok and "FAILED" in text.splitlines()[0]
+    assert "slq interval misses the dense N_eff at z = 0.1" in text.splitlines()[0]
+    dense = f"{report.effdim_dense[0]:.4g}"
+    assert any(line.split()[1] == dense for line in text.splitlines()[2:])
+    assert f"[{report.estimates['certified'].lower[0]:.4g}, {report.estimates['certified'].upper[0]:.4g}] in" in text
+
+
+def test_intervals_hold_over_seeds():
+    """The calibration benchmark in small: a trained and an untrained MLP on digits (610
+    parameters, hundreds of negative eigenvalues), 2 z, 12 seeds each: slq's 95% interval and
+    the negative count's hold in at least 11 of 12, the certified bound always."""
+    from bench.calibration import calibrate, dense_hessian, models
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name, (model, batches, params) in models(small=True).items():
+            rows = calibrate(name, dense_hessian(model, batches, params), z=(0.01, 0.1), seeds=12)
+            for row in rows:
+                assert row["slq_coverage"] >= 11 / 12 and row["negative_coverage"] >= 11 / 12, row
+                assert row["certified_coverage"] == 1.0, row
