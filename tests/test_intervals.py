@@ -95,13 +95,14 @@ def spectrum_matrix(values, seed=0):
 
 def test_negative_count_below_a_tolerance_with_an_interval():
     """A positive semi-definite Hessian with 73 zeros (in float32 they come out within 1e-9 of
-    0) has 0 eigenvalues below -tol, interval [0, 0], not half of its zeros, as counting below 0
-    gives; a matrix with 60 clearly negative eigenvalues gets an interval that holds 60."""
+    0) has 0 eigenvalues below -tol, interval [0, < 0.01], not half of its zeros, as counting
+    below 0 gives; a matrix with 60 clearly negative eigenvalues gets an interval that holds 60."""
     torch.manual_seed(0)  # a linear softmax layer on 8 examples in float32: rank <= 8 x 4 of 105
     x, y = torch.randn(8, 20), torch.randint(0, 5, (8,))
     psd = neff.HessianOperator(torch.nn.Linear(20, 5), torch.nn.CrossEntropyLoss(), [(x, y)])
     est = neff.estimate_effective_dimension(psd, 0.1, k=5)  # its zeros come out near +-1e-9
-    assert est.num_negative == 0 and est.details["num_negative_interval"] == [0.0, 0.0]
+    low, high = est.details["num_negative_interval"]
+    assert est.num_negative == 0 == low and high < 0.01  # Gauss-Radau at -tol: no mass there
     assert "eigenvalues below -" in str(est) and "0.0 [0.0, 0.0]" in str(est)
     mixed = spectrum_matrix(np.concatenate([np.linspace(0.01, 1, 140), -np.linspace(0.01, 0.5, 60)]), seed=1)
     est = neff.estimate_effective_dimension(mixed, 0.1, k=5)
@@ -161,3 +162,25 @@ def test_intervals_hold_over_seeds():
             for row in rows:
                 assert row["slq_coverage"] >= 11 / 12 and row["negative_coverage"] >= 11 / 12, row
                 assert row["certified_coverage"] == 1.0, row
+
+
+def test_gauss_radau_bounds_hold_each_probes_mass_below():
+    """For every probe, the true mass below x (sum of (w . v_i)^2 over lambda_i < x, from the
+    eigendecomposition) lies in Quadrature.mass_below's bounds, for spectra with a block of
+    exact zeros and x just below 0, inside the bulk and above it; the bounds are far tighter
+    than the probe's whole mass."""
+    from neff.linear import as_operator
+    from neff.quadrature import projected_probes, slq
+    rng = np.random.default_rng(0)
+    for trial in range(10):
+        values = np.concatenate([rng.normal(0, 1, 150), np.zeros(50)])
+        q = np.linalg.qr(rng.normal(size=(200, 200)))[0]
+        matrix = torch.from_numpy(q @ np.diag(values) @ q.T)
+        matrix = (matrix + matrix.T) / 2
+        rule = slq(matrix, 3, 12, seed=trial)
+        weights = (q.T @ projected_probes(as_operator(matrix), 3, trial, None).numpy()) ** 2
+        for x in (-0.5, -1e-3, 0.7):
+            low, high = rule.mass_below(x)
+            true = weights[values < x].sum(axis=0)
+            assert np.all((low - 1e-9 <= true) & (true <= high + 1e-9)), (trial, x)
+            assert np.all(high - low < 0.5 * rule.norms)

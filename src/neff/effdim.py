@@ -14,7 +14,9 @@ Estimators (``estimate_effective_dimension``), side by side:
   missed), the n - k others are at most theta_k + r_k and add at most (n - k) f(theta_k + r_k).
   Tight when z is far above the bulk, honest (and wide) when it is not.
 * ``"slq"``: the top-k part exactly, plus stochastic Lanczos quadrature of tr f(PHP) on the
-  complement of the top-k eigenvectors, with a Student-t confidence interval over probes.
+  complement of the top-k eigenvectors; its interval adds the sampling error, the quadrature
+  error and the eigenvalues' residuals (:func:`slq_bounds`), and :func:`adaptive_slq` spends
+  products until the quadrature has converged (and, with ``rtol``, the interval is narrow).
 * ``"paper"``: the seed's estimator, for comparison only: m Ritz values of one Lanczos run,
   negative values and values equal to 1.0 dropped (gpytorch's lanczos_tridiag_to_diag turns
   negative Ritz values into 1.0). It ignores everything Lanczos did not resolve.
@@ -117,7 +119,9 @@ class EffDimEstimate:
                         f"[{low:.1f}, {high:.1f}]")
         elif self.method == "paper":
             negative = f", negative Ritz values dropped: {self.num_negative:g}"
-        lines = [f"N_eff by {self.method} ({self.n_hvp} products, {self.num_params} parameters{negative})",
+        interval = {"slq": f"{self.details.get('confidence', 0.95):.0%} interval: sampling + quadrature error",
+                    "certified": "bounds", "paper": "no interval"}[self.method]
+        lines = [f"N_eff by {self.method} ({self.n_hvp} products, {self.num_params} parameters{negative}; {interval})",
                  f"{'z':>10} {'N_eff':>12} {'lower':>12} {'upper':>12}"]
         for row in zip(self.z, self.value, self.lower, self.upper):
             lines.append(f"{row[0]:>10.4g} {row[1]:>12.5g} {row[2]:>12.5g} {row[3]:>12.5g}")
@@ -168,7 +172,8 @@ def slq_bounds(eigen: EigenResult, rule: Quadrature, z, confidence: float = 0.95
     known to +-its residual, and f's change over that range is added.
     ``parts``: the ``sampling`` half-width and the ``quadrature_error`` per z, and the number
     of eigenvalues below ``-negative_tol`` (``eigen.tol`` times its norm estimate) as
-    (estimate, lower, upper).
+    (estimate, lower, upper): the Gauss rules' count, its interval from the Gauss-Radau
+    bounds of :meth:`~neff.quadrature.Quadrature.mass_below` plus the sampling half-width.
     """
     num_samples = rule.alpha.shape[0]
     if num_samples < 2:
@@ -178,31 +183,36 @@ def slq_bounds(eigen: EigenResult, rule: Quadrature, z, confidence: float = 0.95
     t_quantile = stats.t.ppf(0.5 + confidence / 2, num_samples - 1)
     normal_quantile = stats.norm.ppf(0.5 + confidence / 2)
 
-    def interval(functions, exact):
-        samples = np.stack([rule.samples(f) for f in functions], axis=1)  # (probes, functions)
-        coarse = np.stack([rule.samples(f, coarse=True) for f in functions], axis=1)
+    def spread(functions):
+        """Per-probe estimates (probes, functions) and the sampling half-width of their mean."""
+        samples = np.stack([rule.samples(f) for f in functions], axis=1)
         squares = np.stack([rule.samples(lambda x, f=f: f(x) ** 2) for f in functions], axis=1)
         sampling = np.maximum(t_quantile * samples.std(axis=0, ddof=1),
                               normal_quantile * np.sqrt(2 * squares.mean(axis=0))) / np.sqrt(num_samples)
-        error = np.abs((samples - coarse).mean(axis=0))
-        value = exact + samples.mean(axis=0)
-        return value, value - sampling - error, value + sampling + error, sampling, error
+        return samples, sampling
 
     def saturation(zi):
         return lambda x: (lam := positive_part(x.ravel(), negative).reshape(x.shape)) / (lam + zi)
 
+    def at(values):
+        return _saturation(positive_part(values, negative), zs)
+
+    functions = [saturation(zi) for zi in zs]
+    samples, sampling = spread(functions)
+    coarse = np.stack([rule.samples(f, coarse=True) for f in functions], axis=1)
+    error = np.abs((samples - coarse).mean(axis=0))
     theta, r = eigen.eigenvalues[keep], eigen.residuals[keep]
-    exact = _saturation(positive_part(theta, negative), zs).sum(axis=1)
-    value, lower, upper, sampling, error = interval([saturation(zi) for zi in zs], exact)
-    # each converged eigenvalue is only known to +-its residual: f changes by at most this
-    moved = np.abs(_saturation(positive_part(theta - r, negative), zs) - _saturation(positive_part(theta, negative), zs))
-    moved = np.maximum(moved, np.abs(_saturation(positive_part(theta + r, negative), zs)
-                                     - _saturation(positive_part(theta, negative), zs))).sum(axis=1)
-    lower, upper = lower - moved, upper + moved
+    value = at(theta).sum(axis=1) + samples.mean(axis=0)
+    # each converged eigenvalue is only known to +-its residual: f moves by at most this
+    moved = np.maximum(np.abs(at(theta - r) - at(theta)), np.abs(at(theta + r) - at(theta))).sum(axis=1)
     threshold = eigen.tol * eigen.norm_estimate
-    below = interval([lambda x: (x < -threshold) * 1.0], np.sum(eigen.eigenvalues[keep] < -threshold))
-    return value, lower, upper, {"sampling": sampling, "quadrature_error": error, "negative_tol": threshold,
-                                 "num_negative": (float(below[0][0]), max(float(below[1][0]), 0.0), float(below[2][0]))}
+    counts, count_sampling = spread([lambda x: (x < -threshold) * 1.0])
+    low, high = rule.mass_below(-threshold)
+    known = np.sum(theta < -threshold)
+    num_negative = (float(known + counts.mean()), max(0.0, float(known + low.mean() - count_sampling[0])),
+                    float(known + high.mean() + count_sampling[0]))
+    return value, value - sampling - error - moved, value + sampling + error + moved, {
+        "sampling": sampling, "quadrature_error": error, "negative_tol": threshold, "num_negative": num_negative}
 
 
 def deflated_slq(operator: CurvatureOperator, eigen: EigenResult, num_samples: int = 10, steps: int = 20,

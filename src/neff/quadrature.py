@@ -47,12 +47,45 @@ class Quadrature:
         width = self.alpha.shape[1]
         nodes, weights = np.zeros((len(self.steps), width)), np.zeros((len(self.steps), width))
         for i, m in enumerate(self.steps):
-            if coarse and not self.beta[i, m - 1] <= 1e-10 * np.abs(self.alpha[i, :m]).max(initial=0):
-                m = max(1, int(m) // 2)  # a run that found an invariant subspace is exact: kept whole
-            theta, s = eigh_tridiagonal(self.alpha[i, :m], self.beta[i, :m - 1])
+            if coarse and not self.exact(i):
+                m = max(1, int(m) // 2)
+            theta, weight = self._gauss(i, m)
             nodes[i] = np.pad(theta, (0, width - m), mode="edge")
-            weights[i, :m] = self.norms[i] * s[0] ** 2
+            weights[i, :m] = weight
         return nodes, weights
+
+    def exact(self, i: int) -> bool:
+        """Whether probe i's run ended on an invariant subspace (then its rule is exact)."""
+        m = int(self.steps[i])
+        return bool(self.beta[i, m - 1] <= 1e-10 * np.abs(self.alpha[i, :m]).max(initial=0))
+
+    def _gauss(self, i: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """Nodes and weights of the rule of probe i's first m steps."""
+        theta, s = eigh_tridiagonal(self.alpha[i, :m], self.beta[i, :m - 1])
+        return theta, self.norms[i] * s[0] ** 2
+
+    def mass_below(self, x: float) -> tuple[np.ndarray, np.ndarray]:
+        """Per probe, bounds on its spectral mass below ``x`` (for a probe w, the sum of
+        (w . v_i)^2 over eigenvalues lambda_i < x). The Gauss-Radau rule with a node prescribed
+        at x (one more step whose diagonal entry puts x among the nodes) satisfies the
+        Chebyshev-Markov-Stieltjes inequalities there: the mass lies between the weight of its
+        nodes below x and that plus the weight of its node at x. An exact rule gives it exactly."""
+        low, high = np.zeros(len(self.steps)), np.zeros(len(self.steps))
+        for i, m in enumerate(self.steps):
+            m = int(m)
+            if self.exact(i):
+                theta, weight = self._gauss(i, m)
+                low[i] = high[i] = weight[theta < x].sum()
+                continue
+            alpha, beta = self.alpha[i, :m], self.beta[i, :m]
+            shifted = np.diag(alpha - x) + np.diag(beta[:-1], 1) + np.diag(beta[:-1], -1)
+            delta = np.linalg.solve(shifted, np.eye(m)[-1] * beta[-1] ** 2)  # Golub's Radau entry
+            theta, s = eigh_tridiagonal(np.append(alpha, x + delta[-1]), beta)
+            weight = self.norms[i] * s[0] ** 2
+            at = np.argmin(np.abs(theta - x))
+            low[i] = weight[theta < x].sum() - (weight[at] if theta[at] < x else 0.0)
+            high[i] = low[i] + weight[at]
+        return low, high
 
     @cached_property
     def _rules(self) -> tuple[np.ndarray, np.ndarray]:
