@@ -8,7 +8,7 @@ from torch import nn
 
 import neff
 from conftest import Interrupting, batches
-from neff.effdim import paper_effective_dimension
+from neff.effdim import effective_dimension, paper_effective_dimension, slq_bounds
 from neff.spectra import compute_spectrum, eigen_result, load_spectrum, save_spectrum
 from neff.tables import headline, neff_rows
 
@@ -125,3 +125,16 @@ def test_headline_is_chosen_per_model(operator):
     bare = pd.DataFrame(neff_rows({"model": "mlp", "width": 3}, eigen, [0.1]))
     with pytest.raises(neff.NeffError, match="some models of the table have no headline rows"):
         headline(pd.concat([table, bare]), 0.1)
+
+
+def test_spectrum_with_a_tolerance_spends_products_until_it_is_met(operator):
+    """With rtol (the workflow's spectrum.rtol) the probes are the adaptive estimate's: the
+    saved rule gives intervals within +-rtol at every z, holding the dense N_eff; without it
+    the first plan (4 probes of 12 steps) is wider."""
+    z = [0.1, 1.0]
+    dense = effective_dimension(neff.dense_spectrum(operator), z)
+    eigen, rule = compute_spectrum(operator, **SOLVER, rtol=0.05, z=z)
+    value, lower, upper, _ = slq_bounds(eigen, rule, z)
+    assert np.all(upper - lower <= 2 * 0.05 * value) and np.all((lower <= dense) & (dense <= upper))
+    _, fixed = compute_spectrum(operator, **SOLVER)
+    assert rule.steps.sum() > fixed.steps.sum() == 4 * 12
