@@ -24,6 +24,8 @@ import neff
 from neff.data import load_dataset
 from neff.models import build_model
 
+from .run import fit, table
+
 Z = (1e-3, 1e-2, 1e-1, 1.0)
 
 
@@ -31,16 +33,6 @@ def _digits_batches(examples: int | None = None, size: int = 128):
     x, y = load_dataset("digits").train.tensors
     x, y = (x, y) if examples is None else (x[:examples], y[:examples])
     return [(x[i:i + size], y[i:i + size]) for i in range(0, len(x), size)]
-
-
-def _fit(model: nn.Module, batches, epochs: int) -> nn.Module:
-    optimizer = torch.optim.Adam(model.parameters(), 0.01)
-    for _ in range(epochs):
-        for inputs, targets in batches:
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(model(inputs), targets).backward()
-            optimizer.step()
-    return model.eval()
 
 
 def _last_layer_of_resnet(batches):
@@ -69,13 +61,13 @@ def models(small: bool = False) -> dict:
     torch.manual_seed(0)
     batches = _digits_batches(256 if small else None)
     width = 8 if small else 32
-    chosen = {"trained_mlp": (_fit(_mlp(0, width), batches, 40 if small else 150), batches, None),
+    chosen = {"trained_mlp": (fit(_mlp(0, width), batches, 40 if small else 150), batches, None),
               "untrained_mlp": (_mlp(1, width).eval(), batches, None)}
     if small:
         return chosen
     torch.manual_seed(2)
     cnn = build_model("convnet_depth", 10, (1, 8, 8), width=4, depth=1)
-    chosen["cnn_digits"] = (_fit(cnn, batches, 30), batches, None)
+    chosen["cnn_digits"] = (fit(cnn, batches, 30), batches, None)
     chosen["untrained_deep_mlp"] = (_mlp(3, 24, depth=3).eval(), batches, None)
     torch.manual_seed(4)
     chosen["resnet18_last_layer"] = _last_layer_of_resnet(_digits_batches(256))
@@ -142,7 +134,6 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--models", nargs="+", help="a subset of the models (default: all five)")
     parser.add_argument("--small", action="store_true", help="the test suite's tiny version")
     args = parser.parse_args(argv)
-    from bench.run import table
     results = {"effdim": [], "trace": []}
     for name, (model, batches, params) in models(args.small).items():
         if args.models and name not in args.models:

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import stats
 
 from .eigen import EigenResult, ExtendableLanczos, start_vector, top_eigenpairs
 from .errors import NeffError
@@ -37,6 +36,7 @@ from .linear import as_operator
 from .hessian import CurvatureOperator
 from .productlog import ProductLog
 from .quadrature import ProbeRuns, Quadrature, slq
+from .trace import sampling_half_width
 
 NEGATIVE = ("clip", "abs", "raise")
 ESTIMATORS = ("slq", "certified", "paper")
@@ -180,16 +180,13 @@ def slq_bounds(eigen: EigenResult, rule: Quadrature, z, confidence: float = 0.95
         raise NeffError(f"{num_samples} SLQ probe gives no confidence interval; use at least 2")
     zs = as_z(z)
     keep = np.flatnonzero(eigen.converged)
-    t_quantile = stats.t.ppf(0.5 + confidence / 2, num_samples - 1)
-    normal_quantile = stats.norm.ppf(0.5 + confidence / 2)
-
     def spread(functions):
         """Per-probe estimates (probes, functions) and the sampling half-width of their mean."""
         samples = np.stack([rule.samples(f) for f in functions], axis=1)
         squares = np.stack([rule.samples(lambda x, f=f: f(x) ** 2) for f in functions], axis=1)
-        sampling = np.maximum(t_quantile * samples.std(axis=0, ddof=1),
-                              normal_quantile * np.sqrt(2 * squares.mean(axis=0))) / np.sqrt(num_samples)
-        return samples, sampling
+        root = np.sqrt(num_samples)
+        return samples, sampling_half_width(samples.std(axis=0, ddof=1) / root,
+                                            np.sqrt(2 * squares.mean(axis=0)) / root, num_samples, confidence)
 
     def saturation(zi):
         return lambda x: (lam := positive_part(x.ravel(), negative).reshape(x.shape)) / (lam + zi)

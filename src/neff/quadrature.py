@@ -91,6 +91,10 @@ class Quadrature:
     def _rules(self) -> tuple[np.ndarray, np.ndarray]:
         return self.rules()
 
+    @cached_property
+    def _coarse_rules(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.rules(coarse=True)
+
     @property
     def nodes(self) -> np.ndarray:
         return self._rules[0]
@@ -101,7 +105,7 @@ class Quadrature:
 
     def samples(self, f: Callable[[np.ndarray], np.ndarray], coarse: bool = False) -> np.ndarray:
         """Per-probe estimates of tr f(H) (``coarse``: from the half-length rules)."""
-        nodes, weights = self.rules(coarse) if coarse else self._rules
+        nodes, weights = self._coarse_rules if coarse else self._rules
         return (weights * f(nodes)).sum(axis=-1)
 
     def density(self, grid: np.ndarray, bandwidth: float | None = None) -> np.ndarray:

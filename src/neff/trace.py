@@ -28,12 +28,18 @@ class TraceEstimate:
     stderr_bound: float
 
     def interval(self, confidence: float = 0.95) -> tuple[float, float]:
-        """The wider of the Student-t ``confidence`` interval from ``stderr`` (num_samples - 1
-        degrees of freedom; noisy for a few probes) and the normal one from ``stderr_bound``
-        (a Rademacher probe's g^T B g has variance at most 2 ||B||_F^2, estimated by ||B g||^2)."""
-        half = max(stats.t.ppf(0.5 + confidence / 2, self.num_samples - 1) * self.stderr,
-                   stats.norm.ppf(0.5 + confidence / 2) * self.stderr_bound)
+        """:func:`sampling_half_width` around the value (the variance bound of a Rademacher
+        probe's g^T B g, 2 ||B||_F^2, estimated by ||B g||^2)."""
+        half = sampling_half_width(self.stderr, self.stderr_bound, self.num_samples, confidence)
         return self.value - half, self.value + half
+
+
+def sampling_half_width(stderr, stderr_bound, num_samples: int, confidence: float = 0.95):
+    """The wider of the Student-t ``confidence`` interval from the probes' spread (``stderr``,
+    num_samples - 1 degrees of freedom; noisy for a few probes) and the normal one from a
+    variance bound (``stderr_bound``, estimated stably from every probe)."""
+    return np.maximum(stats.t.ppf(0.5 + confidence / 2, num_samples - 1) * stderr,
+                      stats.norm.ppf(0.5 + confidence / 2) * stderr_bound)
 
 
 def rademacher(n: int, columns: int, seed: int, device) -> torch.Tensor:

@@ -44,7 +44,8 @@ class ValidationReport:
                 and self.max_relative_error <= 10 * self.eigen.tol and not self.misses)
 
     def __str__(self) -> str:
-        missed = "; ".join(f"{name} interval misses the dense N_eff at z = {z:g}" for name, z in self.misses)
+        misses = self.misses
+        missed = "; ".join(f"{name} interval misses the dense N_eff at z = {z:g}" for name, z in misses)
         lines = [f"dense check of {len(self.dense)} parameters: {'OK' if self.ok else 'FAILED'}; certificates "
                  f"{'hold' if self.certificates_hold else 'VIOLATED'}; {self.eigen.k} of {self.requested} pairs; "
                  f"converged eigenvalues within {self.max_relative_error:.2e} (relative) of the dense ones"
@@ -52,9 +53,9 @@ class ValidationReport:
         rows = [["z", "dense", *self.estimates]]
         for i, z in enumerate(self.z):
             cells = [f"{z:.4g}", f"{self.effdim_dense[i]:.4g}"]
-            for est in self.estimates.values():
+            for name, est in self.estimates.items():
                 lo, hi = est.lower[i], est.upper[i]
-                inside = "" if np.isnan(lo) else (" in" if lo <= self.effdim_dense[i] <= hi else " OUT")
+                inside = " OUT" if (name, float(z)) in misses else " in"
                 cells.append(f"{est.value[i]:.4g}" + ("" if np.isnan(lo) else f" [{lo:.4g}, {hi:.4g}]{inside}"))
             rows.append(cells)
         widths = [max(len(row[j]) for row in rows) for j in range(len(rows[0]))]
