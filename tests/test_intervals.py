@@ -122,6 +122,8 @@ def test_rtol_is_reached_or_the_budget_says_so():
     assert short.n_hvp <= 60
     with pytest.raises(neff.NeffError, match="rtol=2 applies to method='slq' and must lie in"):
         neff.estimate_effective_dimension(matrix, 0.1, rtol=2)
+    with pytest.raises(neff.NeffError, match="max_hvp=0 must be a positive number of products"):
+        neff.estimate_effective_dimension(matrix, 0.1, max_hvp=0)
 
 
 def test_small_models_need_no_k():

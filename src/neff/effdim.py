@@ -282,6 +282,8 @@ def estimate_effective_dimension(operator: CurvatureOperator, z, method: str = "
         raise NeffError(f"method={method!r} is unknown; use one of {', '.join(ESTIMATORS)}")
     if rtol is not None and (method != "slq" or not 0 < rtol < 1):
         raise NeffError(f"rtol={rtol!r} applies to method='slq' and must lie in (0, 1), e.g. rtol=0.01")
+    if not max_hvp >= 1:
+        raise NeffError(f"max_hvp={max_hvp!r} must be a positive number of products, e.g. max_hvp=1000")
     zs = as_z(z)
     positive_part(np.empty(0), negative)
     before = operator.n_hvp
