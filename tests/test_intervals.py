@@ -152,6 +152,7 @@ def test_validate_verdict_follows_its_rows(trained_mlp, classification_data):
     assert f"[{report.estimates['certified'].lower[0]:.4g}, {report.estimates['certified'].upper[0]:.4g}] in" in text
 
 
+@pytest.mark.coverage
 def test_intervals_hold_over_seeds():
     """The calibration benchmark in small: a trained and an untrained MLP on digits (610
     parameters, hundreds of negative eigenvalues), 2 z, 12 seeds each: slq's 95% interval and
@@ -188,6 +189,7 @@ def test_gauss_radau_bounds_hold_each_probes_mass_below():
             assert np.all(high - low < 0.5 * rule.norms)
 
 
+@pytest.mark.coverage
 @pytest.mark.parametrize("spectrum, budget", [("heavy_tail", 1000), ("negative_part", 1000), ("exact_zeros", 1000),
                                               ("symmetric_bulk", 150)])
 def test_intervals_hold_on_known_spectra(spectrum, budget):

@@ -32,7 +32,7 @@ import torch
 
 from .eigen import EigenResult, ExtendableLanczos, start_vector, top_eigenpairs
 from .errors import NeffError
-from .linear import as_operator
+from .linear import as_operator, per_group
 from .hessian import CurvatureOperator
 from .productlog import ProductLog
 from .quadrature import ProbeRuns, Quadrature, slq
@@ -263,12 +263,14 @@ def _deflation_basis(eigen: EigenResult) -> torch.Tensor:
     return eigen.eigenvectors[:, np.flatnonzero(eigen.converged)]
 
 
+@per_group
 def estimate_effective_dimension(operator: CurvatureOperator, z, method: str = "slq", *,
                                  k: int | None = None, eigen: EigenResult | None = None,
                                  num_samples: int = 10, steps: int = 20, rtol: float | None = None,
                                  max_hvp: int = 1000, paper_steps: int = 100, confidence: float = 0.95,
                                  negative: str = "clip", tol: float = 1e-4, seed: int = 0) -> EffDimEstimate:
-    """N_eff of ``operator`` at ``z`` (a number or a sweep) with an interval.
+    """N_eff of ``operator`` at ``z`` (a number or a sweep) with an interval (for a dict of
+    operators, ``CurvatureOperator.groups``, a dict of estimates).
 
     ``k``/``tol``: the top eigenpairs computed first (default k: 20, fewer for a model with
     fewer parameters; or pass ``eigen`` from ``top_eigenpairs``). ``slq``: ``num_samples``

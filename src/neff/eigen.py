@@ -23,7 +23,7 @@ from scipy.linalg import eigvalsh_tridiagonal
 from scipy.sparse.linalg import ArpackNoConvergence, eigsh
 
 from .errors import NeffError
-from .linear import as_operator
+from .linear import as_operator, per_group
 from .hessian import CurvatureOperator
 from .productlog import ProductLog
 
@@ -208,11 +208,13 @@ def certify(operator: CurvatureOperator, values: np.ndarray, vectors: torch.Tens
     return (products - vectors * lam).norm(dim=0).cpu().numpy()
 
 
+@per_group
 def top_eigenpairs(operator: CurvatureOperator, k: int, method: str = "lanczos", *,
                    which: str = "largest", tol: float = 1e-4, max_steps: int | None = None,
                    seed: int = 0, return_eigenvectors: bool = True, min_steps: int = 0,
                    checkpoint: str | Path | None = None, progress: bool | None = None) -> EigenResult:
-    """The k largest (or most negative) eigenpairs of ``operator``, certified.
+    """The k largest (or most negative) eigenpairs of ``operator``, certified (for a dict of
+    operators, ``CurvatureOperator.groups``, a dict of results).
 
     >>> import torch
     >>> top = top_eigenpairs(torch.diag(torch.arange(1.0, 11.0, dtype=torch.float64)), k=2, tol=1e-8)

@@ -28,7 +28,7 @@ True
 from __future__ import annotations
 
 import hashlib
-from typing import Callable
+from typing import Callable, Mapping, Sequence
 
 import torch
 from torch.func import grad, vjp, vmap
@@ -67,6 +67,15 @@ class CurvatureOperator(Products, Objective):
         self.chunk_size = chunk_size
         self.n_hvp = 0
         self._fingerprint: str | None = None
+
+    @classmethod
+    def groups(cls, model: torch.nn.Module, loss_fn: Callable, data,
+               groups: Mapping[str, str | Sequence[str]], **kwargs) -> dict[str, "CurvatureOperator"]:
+        """One operator per named group of parameters, each a ``params`` selection such as
+        ``{"attention": ["*.self_attn.*"], "head": ["head.*"]}``: the diagonal blocks of the
+        whole matrix, for comparing layers. ``top_eigenpairs`` and ``estimate_effective_dimension``
+        take the dict and return one result per group. Each group keeps its own cache."""
+        return {name: cls(model, loss_fn, data, params, **kwargs) for name, params in groups.items()}
 
     @property
     def shape(self) -> tuple[int, int]:

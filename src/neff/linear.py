@@ -12,13 +12,37 @@ is one), or a dense symmetric tensor or array, which :func:`as_operator` wraps.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.sparse.linalg import LinearOperator
 
 from .errors import NeffError
+
+
+def per_group(estimator):
+    """Let ``estimator(operator, ...)`` also take a dict of operators (one per parameter group,
+    ``CurvatureOperator.groups``) and return a dict of results. A keyword argument given as a
+    dict with the same keys is passed group by group; a ``checkpoint`` path gets the group's
+    name before its suffix (``run.pt`` -> ``run.attention.pt``)."""
+    @functools.wraps(estimator)
+    def estimate(operator, *args, **kwargs):
+        if not isinstance(operator, Mapping):
+            return estimator(operator, *args, **kwargs)
+        results = {}
+        for name, one in operator.items():
+            own = {key: value[name] if isinstance(value, Mapping) and value.keys() == operator.keys() else value
+                   for key, value in kwargs.items()}
+            if own.get("checkpoint") is not None:
+                path = Path(own["checkpoint"])
+                own["checkpoint"] = path.with_name(f"{path.stem}.{name}{path.suffix}")
+            results[name] = estimator(one, *args, **own)
+        return results
+    return estimate
 
 
 class Products:

@@ -124,7 +124,7 @@ def sharpness_sigma(model: torch.nn.Module, data: Iterable, loss_fn: Callable | 
                         "must be positive")
     if metric == "loss" and loss_fn is None:
         raise NeffError("metric='loss' needs loss_fn, e.g. torch.nn.CrossEntropyLoss()")
-    objective = Objective(model, loss_fn or torch.nn.CrossEntropyLoss(), data, params,
+    objective = Objective(model, loss_fn, data, params,
                           dtype=dtype, device=device, cache_gb=0)
     evaluate = _metric_fn(metric, objective)
     weights = objective.primals

@@ -42,7 +42,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch.func import functional_call, grad_and_value
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from . import batches as batch_format
 from .device import free_memory_bytes, module_mode, saved_storages
 from .errors import NeffError
 from .parameters import FlatLayout, select_parameters
@@ -71,7 +73,8 @@ def _check_dropout(model: torch.nn.Module, mode: str) -> None:
                         "operator would not be one matrix; use mode='eval'")
 
 
-def _check_data(data) -> None:
+def _check_data(data, batch_fn: Callable):
+    """The data's first batch split into (inputs, targets), or one sentence on what is wrong."""
     if isinstance(data, torch.Tensor) or (
             isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data)):
         raise NeffError("data must be an iterable of (inputs, targets) batches; wrap whole tensors "
@@ -84,22 +87,26 @@ def _check_data(data) -> None:
     except StopIteration:
         raise NeffError("data is empty: it yielded no (inputs, targets) batch; pass at least one "
                         "non-empty batch") from None
-    if not (isinstance(first, (tuple, list)) and len(first) == 2
-            and all(isinstance(t, torch.Tensor) for t in first)):
-        raise NeffError("each batch of data must be an (inputs, targets) pair of tensors, as a "
-                        "DataLoader over a TensorDataset yields")
+    inputs, targets = batch_fn(first)
+    if not batch_format.tensors(inputs):
+        raise NeffError(f"a batch's inputs are {batch_format.describe(inputs)}, not tensors; each batch must "
+                        "hold tensors, as a DataLoader over a TensorDataset yields")
+    return inputs, targets
 
 
 class Objective:
     """The dataset loss of ``model`` under ``loss_fn`` as a function of the parameters selected
     by ``params`` (see ``neff.parameters.select_parameters``), in ``dtype`` on ``device``
     (default: those of the model's first parameter); module docstring for the semantics.
-    ``cache_gb``: room for the cache in GB (None: a quarter of the device's free memory)."""
+    ``cache_gb``: room for the cache in GB (None: a quarter of the device's free memory).
+    ``batch_fn`` and ``output_fn``: adapters for batches and outputs that are not in a default
+    format (``neff.batches``). ``loss_fn=None``: outputs only (no loss, no curvature)."""
 
-    def __init__(self, model: torch.nn.Module, loss_fn: Callable, data: Iterable,
+    def __init__(self, model: torch.nn.Module, loss_fn: Callable | None, data: Iterable,
                  params: str | Sequence[str] = "all", *, reduction: str = "mean",
                  dtype: torch.dtype | None = None, device: str | torch.device | None = None,
-                 mode: str = "eval", cache_gb: float | None = None):
+                 mode: str = "eval", cache_gb: float | None = None, batch_fn: Callable | None = None,
+                 output_fn: Callable | None = None):
         if reduction not in REDUCTIONS:
             raise NeffError(f"reduction={reduction!r} is unknown; use 'mean' or 'sum'")
         if mode not in MODES:
@@ -109,7 +116,9 @@ class Objective:
                             "quarter of the device's free memory)")
         names = select_parameters(model, params)
         _check_dropout(model, mode)
-        _check_data(data)
+        self.batch_fn = batch_fn or batch_format.split_batch
+        self.output_fn = output_fn or batch_format.logits
+        first = _check_data(data, self.batch_fn)
         reference = next(model.parameters())
         self.device = torch.device(device) if device is not None else reference.device
         self.dtype = dtype or reference.dtype
@@ -128,6 +137,7 @@ class Objective:
                             else int(cache_gb * 2**30))
         self.vectorise = self.device.type == "cuda"  # vmap over convolutions is slow on a CPU
         self._cache: list | None = None
+        self._check_batch(*first)
 
     @property
     def num_params(self) -> int:
@@ -147,10 +157,31 @@ class Objective:
         tensor = tensor.to(self.device, non_blocking=True)
         return tensor.to(self.dtype) if tensor.is_floating_point() else tensor
 
-    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(self) -> Iterator[tuple]:
         """The data's (inputs, targets) batches on the objective's device and dtype."""
-        for inputs, targets in self.data:
-            yield self.place(inputs), self.place(targets)
+        for batch in self.data:
+            inputs, targets = self.batch_fn(batch)
+            yield batch_format.apply(self.place, inputs), batch_format.apply(self.place, targets)
+
+    @torch.no_grad()
+    def _check_batch(self, inputs, targets) -> None:
+        """One forward pass and loss on a first batch, its failures as one sentence each."""
+        inputs, targets = batch_format.apply(self.place, inputs), batch_format.apply(self.place, targets)
+        batch_format.count(inputs, targets)
+        with module_mode(self.model, self.mode == "train"):
+            try:
+                outputs = self.outputs(self.primals, inputs)
+            except NeffError:
+                raise
+            except Exception as err:
+                raise NeffError(f"the model fails on the data's inputs ({batch_format.describe(inputs)}): "
+                                f"{_first_line(err)}; build the model for this data (its input shape and "
+                                "number of classes)") from None
+            try:
+                if self.loss_fn is not None:
+                    self.batch_loss(outputs, targets)
+            except Exception as err:
+                raise NeffError(_loss_failure(self.loss_fn, outputs, targets, err)) from None
 
     def _state(self) -> dict:
         # Train mode may update BatchNorm running statistics in place: give it copies.
@@ -158,9 +189,14 @@ class Objective:
             return {name: t.clone() for name, t in self.fixed.items()}
         return self.fixed
 
-    def outputs(self, primals: dict, inputs: torch.Tensor) -> torch.Tensor:
-        """The model's outputs at the named parameters ``primals``, its buffers untouched."""
-        return functional_call(self.model, (primals, self._state()), (inputs,))
+    def outputs(self, primals: dict, inputs) -> torch.Tensor:
+        """The model's outputs at the named parameters ``primals``, its buffers untouched.
+        Attention runs on PyTorch's math kernel: the fused kernels have no double backward."""
+        state = (primals, self._state())
+        with sdpa_kernel(SDPBackend.MATH):
+            output = batch_format.call(lambda *args, **kwargs: functional_call(self.model, state, args, kwargs),
+                                       inputs)
+        return self.output_fn(output)
 
     def batch_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The mean loss of one batch's outputs."""
@@ -194,7 +230,7 @@ class Objective:
     def over_data(self, per_batch: Callable) -> tuple[torch.Tensor, int]:
         """``weighted_sum`` of ``per_batch(inputs, targets)``, a batch mean, over the data:
         (the dataset's value on the reduction's scale, the number of examples)."""
-        return self.weighted_sum((inputs.shape[0], per_batch(inputs, targets))
+        return self.weighted_sum((batch_format.count(inputs, targets), per_batch(inputs, targets))
                                  for inputs, targets in self.batches())
 
     @torch.no_grad()
@@ -222,13 +258,13 @@ class Objective:
             yield from self._cache
             return
         if self.cache_bytes <= 0:
-            yield from ((inputs.shape[0], build(inputs, targets, self.vectorise and block))
+            yield from ((batch_format.count(inputs, targets), build(inputs, targets, self.vectorise and block))
                         for inputs, targets in self.batches())
             return
         kept, room = [], self.cache_bytes
         for inputs, targets in self.batches():
             linearisation, size = self._measured(build, inputs, targets)
-            item = (inputs.shape[0], linearisation)
+            item = (batch_format.count(inputs, targets), linearisation)
             room = -1 if size is None else room - size  # unmeasured: no cache
             if room >= 0:
                 kept.append(item)
@@ -243,7 +279,7 @@ class Objective:
     def _measured(self, build: Callable, inputs, targets) -> tuple[Callable, int | None]:
         """A batch's linearisation and about how many bytes it holds (with its data), or None
         where that cannot be measured (``torch.func`` refuses saved-tensor hooks on a CPU)."""
-        data = inputs.nbytes + targets.nbytes
+        data = sum(t.nbytes for t in batch_format.tensors((inputs, targets)))
         if self.device.type == "cuda":
             before = torch.cuda.memory_allocated(self.device)
             linearisation = build(inputs, targets, self.vectorise)
@@ -255,3 +291,17 @@ class Objective:
         shared = {t.untyped_storage().data_ptr() for t in self.primals.values()}
         gradient = sum(t.nbytes for t in self.primals.values())
         return linearisation, sum(size for ptr, size in saved.items() if ptr not in shared) + data + gradient
+
+
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def _loss_failure(loss_fn: Callable, outputs, targets, err: Exception) -> str:
+    """One sentence on a loss that fails on a batch, with the likely fix."""
+    what = f"the model's outputs ({batch_format.describe(outputs)}) and targets ({batch_format.describe(targets)})"
+    if (isinstance(loss_fn, (torch.nn.CrossEntropyLoss, torch.nn.NLLLoss)) and isinstance(targets, torch.Tensor)
+            and targets.is_floating_point() and targets.dim() == outputs.dim() - 1):
+        return (f"{type(loss_fn).__name__} takes integer class labels but the targets are {targets.dtype} "
+                f"({what}); convert them with targets.long(), or use a regression loss such as MSELoss")
+    return f"the loss fails on {what}: {_first_line(err)}; give a loss that takes these outputs and targets"
