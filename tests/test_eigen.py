@@ -67,6 +67,26 @@ def test_checkpoint_of_another_operator_is_refused(saddle_operator, trained_mlp,
         neff.top_eigenpairs(other, 2, checkpoint=checkpoint)
 
 
+def test_checkpoint_of_other_data_is_refused(mlp, classification_data, tmp_path):
+    """Resuming with other data (one example changed) is refused, not answered with the old
+    eigenvalues; the same examples in another order and batching are the same matrix and resume."""
+    x, y = classification_data
+    checkpoint = tmp_path / "run.ckpt.pt"
+    first = neff.top_eigenpairs(neff.HessianOperator(mlp, nn.CrossEntropyLoss(), batches(x, y, 16)), 2,
+                                checkpoint=checkpoint, tol=1e-8)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    shuffled = neff.HessianOperator(mlp, nn.CrossEntropyLoss(), batches(x[order], y[order], 24))
+    resumed = neff.top_eigenpairs(shuffled, 2, checkpoint=checkpoint, tol=1e-8)
+    assert resumed.n_hvp <= 2 < first.n_hvp  # replayed; only the final residuals computed
+    assert np.allclose(resumed.eigenvalues, first.eigenvalues, rtol=1e-10)
+    changed = y.clone()
+    changed[0] = (changed[0] + 1) % 3
+    other = neff.HessianOperator(mlp, nn.CrossEntropyLoss(), batches(x, changed, 16))
+    with pytest.raises(neff.NeffError, match="belongs to another run"):
+        neff.top_eigenpairs(other, 2, checkpoint=checkpoint, tol=1e-8)
+    assert first.all_converged
+
+
 def test_checkpoint_of_another_seed_is_refused(saddle_operator, tmp_path):
     checkpoint = tmp_path / "run.ckpt.pt"
     neff.top_eigenpairs(saddle_operator, 2, max_steps=25, checkpoint=checkpoint, seed=0)

@@ -83,7 +83,7 @@ def logits(output) -> torch.Tensor:
     if isinstance(output, Mapping) and isinstance(output.get("logits"), torch.Tensor):
         return output["logits"]
     raise NeffError(f"the model returns {describe(output)}, not a tensor; pass output_fn=lambda out: out[0] "
-                    "(or whichever entry holds the outputs the loss takes)")
+                    "(or whichever entry holds the outputs the loss takes), or have its forward return that tensor")
 
 
 def describe(nest) -> str:

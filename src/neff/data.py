@@ -8,6 +8,7 @@ import inspect
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -229,6 +230,38 @@ def load_dataset(name: str, seed: int = 0, subset: int | None = None, label_nois
         noisy, data.corrupted = corrupt_labels(labels, max(data.num_classes, 2), label_noise, seed)
         data.train = TensorDataset(inputs, noisy)
     return data
+
+
+def batches_of(data, batch_size: int) -> Iterable:
+    """Training batches from what a user's data function returns: ``(inputs, targets)``
+    tensors or a map-style torch Dataset (in batches of ``batch_size``), or any iterable of
+    batches that can be read more than once, such as a DataLoader (as it is)."""
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        data = TensorDataset(*data)
+    if isinstance(data, torch.utils.data.Dataset) and not isinstance(data, torch.utils.data.IterableDataset):
+        return DataLoader(data, batch_size=batch_size)
+    if not isinstance(data, Iterable) or iter(data) is data:
+        raise NeffError(f"the data is a {type(data).__name__}; return (inputs, targets) tensors, a torch Dataset "
+                        "or a DataLoader (something that can be read more than once)")
+    return data
+
+
+def task_of(batches: Iterable) -> tuple[tuple[int, ...] | None, int, torch.nn.Module]:
+    """(input shape, outputs a model needs, loss) for batches of a default format
+    (``neff.batches``): integer targets are class labels (cross-entropy, as many outputs as
+    the largest label + 1), floating ones regression targets (mean squared error)."""
+    from .batches import split_batch
+    first = next(iter(batches), None)
+    if first is None:
+        raise NeffError("the data is empty; return at least one example")
+    inputs, targets = split_batch(first)
+    shape = tuple(inputs.shape[1:]) if isinstance(inputs, torch.Tensor) else None
+    if not isinstance(targets, torch.Tensor):
+        raise NeffError("the targets are not one tensor, so neff cannot choose a loss for them; give the data as "
+                        "(inputs, targets) tensors")
+    if targets.is_floating_point():
+        return shape, targets.shape[-1] if targets.dim() > 1 else 1, torch.nn.MSELoss()
+    return shape, max(int(split_batch(batch)[1].max()) for batch in batches) + 1, torch.nn.CrossEntropyLoss()
 
 
 def save_dataset(data: Dataset, path: str | Path) -> None:

@@ -251,7 +251,7 @@ def adaptive_slq(operator: CurvatureOperator, eigen: EigenResult, z, *, num_samp
             left = ("the quadrature has not converged (its error is in the interval)" if not converged else
                     f"the widest interval is +-{np.max((upper - lower) / 2 / np.abs(value)):.1%}, not +-{rtol:.1%}")
             warnings.warn(f"the SLQ estimate stopped at max_hvp={max_hvp} products: {left}; raise max_hvp "
-                          "to spend more", stacklevel=3)
+                          "to spend more", stacklevel=4)
             return rule, bounds
         probes, length = (probes, 2 * length) if not converged else (2 * probes, length)
 

@@ -162,10 +162,11 @@ def _lanczos_pairs(operator, k, which, tol, max_steps, min_steps, seed, checkpoi
     max_steps = min(n, max(max_steps or max(10 * k, 100), min_steps))
     steps = min(max_steps, max(2 * k + 10, 20, min_steps))
     init = start_vector(n, seed, operator.device)
-    log = ProductLog(operator, seed, checkpoint, progress=progress, total=max_steps)
+    log = ProductLog(operator, seed, checkpoint, progress=progress, total=steps)
     run = ExtendableLanczos(log, init, max_steps)
     try:
         while True:
+            log.expect(steps)
             run.extend(steps)
             use = run.steps
             theta, s = torch.linalg.eigh(run.tridiagonal(use).to(init.device))
@@ -241,7 +242,7 @@ def top_eigenpairs(operator: CurvatureOperator, k: int, method: str = "lanczos",
     if len(values) < k:
         warnings.warn(f"only {len(values)} of the {k} requested eigenpairs exist in the Krylov space "
                       "(the operator has fewer distinct eigenvalues visible from the start vector, e.g. "
-                      "repeated ones); the result holds the pairs found", stacklevel=2)
+                      "repeated ones); the result holds the pairs found", stacklevel=3)
     residuals = certify(operator, values, vectors)
     converged = residuals <= tol * norm
     return EigenResult(eigenvalues=np.asarray(values, dtype=np.float64), residuals=residuals,

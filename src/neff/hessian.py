@@ -82,14 +82,14 @@ class CurvatureOperator(Products, Objective):
         return (self.num_params, self.num_params)
 
     def fingerprint(self) -> str:
-        """A hash of what defines the operator's matrix apart from the data: its kind,
-        reduction, mode, dtype and the selected parameters' names, shapes and values. The data
-        is not hashed: keep it fixed between a run and its resumption."""
+        """A hash of what defines the operator's matrix: its kind, reduction, mode, dtype, the
+        selected parameters' names, shapes and values, and the data (``data_digest``)."""
         if self._fingerprint is None:
             digest = hashlib.sha256(f"{self.kind}|{self.reduction}|{self.mode}|{self.dtype}".encode())
             for name, tensor in self.primals.items():
                 digest.update(f"{name}{tuple(tensor.shape)}".encode())
                 digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            digest.update(self.data_digest().encode())
             self._fingerprint = digest.hexdigest()[:16]
         return self._fingerprint
 

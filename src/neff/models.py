@@ -161,6 +161,9 @@ def build_model(name: str, num_classes: int, input_shape: Sequence[int], **kwarg
     if name not in MODELS:
         raise NeffError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     cls = MODELS[name]
+    if cls is not MLP and len(input_shape) != 3:
+        raise NeffError(f"model {name!r} takes images (channels, height, width), but the data's inputs have "
+                        f"shape {tuple(input_shape)}; use model 'mlp' for this data")
     accepted = [p for p in inspect.signature(cls).parameters if p not in ("num_classes", "input_shape")]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
@@ -193,13 +196,16 @@ def load_checkpoint(model: torch.nn.Module, path: str | Path) -> torch.nn.Module
     path = Path(path)
     if not path.exists():
         raise NeffError(f"checkpoint {path} does not exist; check the path")
+    if _is_text(path):
+        raise NeffError(f"checkpoint {path} is a text file, not a PyTorch checkpoint; give the file written "
+                        "by torch.save(model.state_dict(), path)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise NeffError(f"checkpoint {path} holds objects other than tensors and plain containers, so "
                         "it cannot be loaded safely (weights_only=True); save it with "
                         "torch.save(model.state_dict(), path)") from None
-    except (OSError, RuntimeError, EOFError):
+    except Exception:
         raise NeffError(f"checkpoint {path} is not a readable torch file; check the path or save it "
                         "again with torch.save(model.state_dict(), path)") from None
     for key in ("model", "state_dict"):
@@ -220,6 +226,17 @@ def load_checkpoint(model: torch.nn.Module, path: str | Path) -> torch.nn.Module
                         "build the model with the options it was trained with")
     model.load_state_dict(state)
     return model
+
+
+def _is_text(path: Path) -> bool:
+    """Whether a file's first KiB is text (UTF-8 without NUL bytes); torch files are zip or pickle."""
+    with open(path, "rb") as file:
+        head = file.read(1024)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return bool(head) and b"\0" not in head
 
 
 def count_parameters(model: nn.Module) -> int:

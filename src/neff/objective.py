@@ -38,6 +38,8 @@ are (0, 4) and (1,), so the loss is 5/3, not the mean of the batch means (1.5):
 from __future__ import annotations
 
 import copy
+import hashlib
+import warnings
 from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
@@ -121,6 +123,9 @@ class Objective:
         first = _check_data(data, self.batch_fn)
         reference = next(model.parameters())
         self.device = torch.device(device) if device is not None else reference.device
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise NeffError(f"device {str(self.device)!r} was asked for but PyTorch sees no CUDA GPU here; use "
+                            "device 'cpu' (--device cpu), or a machine and a PyTorch build with CUDA")
         self.dtype = dtype or reference.dtype
         if not self.dtype.is_floating_point:
             raise NeffError(f"dtype={self.dtype} is not a floating type; use torch.float32 or torch.float64")
@@ -163,6 +168,20 @@ class Objective:
             inputs, targets = self.batch_fn(batch)
             yield batch_format.apply(self.place, inputs), batch_format.apply(self.place, targets)
 
+    def data_digest(self) -> str:
+        """A hash of the examples as a multiset (a sum of per-example hashes), so a loader that
+        shuffles gives the same digest on every pass, and other data a different one."""
+        total, count = 0, 0
+        for batch in self.data:
+            inputs, targets = self.batch_fn(batch)
+            rows = [t.detach().cpu().contiguous().reshape(t.shape[0], -1).view(torch.uint8).numpy()
+                    for t in batch_format.tensors((inputs, targets)) if t.dim()]
+            for i in range(batch_format.count(inputs, targets)):
+                example = b"".join(row[i].tobytes() for row in rows)
+                total += int.from_bytes(hashlib.blake2b(example, digest_size=8).digest(), "little")
+                count += 1
+        return f"{count}:{total % 2**64:016x}"
+
     @torch.no_grad()
     def _check_batch(self, inputs, targets) -> None:
         """One forward pass and loss on a first batch, its failures as one sentence each."""
@@ -179,7 +198,9 @@ class Objective:
                                 "number of classes)") from None
             try:
                 if self.loss_fn is not None:
-                    self.batch_loss(outputs, targets)
+                    with warnings.catch_warnings():
+                        warnings.filterwarnings("error", ".*broadcast")  # MSELoss's warning that it broadcasts
+                        self.batch_loss(outputs, targets)
             except Exception as err:
                 raise NeffError(_loss_failure(self.loss_fn, outputs, targets, err)) from None
 
@@ -300,6 +321,10 @@ def _first_line(err: Exception) -> str:
 def _loss_failure(loss_fn: Callable, outputs, targets, err: Exception) -> str:
     """One sentence on a loss that fails on a batch, with the likely fix."""
     what = f"the model's outputs ({batch_format.describe(outputs)}) and targets ({batch_format.describe(targets)})"
+    if (isinstance(loss_fn, (torch.nn.MSELoss, torch.nn.L1Loss)) and isinstance(targets, torch.Tensor)
+            and outputs.shape != targets.shape):
+        return (f"{type(loss_fn).__name__} would broadcast {what} to another shape; give targets of the outputs' "
+                "shape (e.g. targets.unsqueeze(1) for one output)")
     if (isinstance(loss_fn, (torch.nn.CrossEntropyLoss, torch.nn.NLLLoss)) and isinstance(targets, torch.Tensor)
             and targets.is_floating_point() and targets.dim() == outputs.dim() - 1):
         return (f"{type(loss_fn).__name__} takes integer class labels but the targets are {targets.dtype} "

@@ -47,7 +47,8 @@ class ProductLog:
     """Computes (or replays) operator products for a float64 Krylov process.
 
     ``path``: optional checkpoint file; products are saved there every ``save_every`` new
-    products and when the run stops, including by an exception or Ctrl-C.
+    products and when the run stops, including by an exception or Ctrl-C. The progress bar
+    counts replayed products too, against the ``total`` a run announces (``expect``).
     """
 
     def __init__(self, operator: CurvatureOperator, seed: int, path: str | Path | None = None,
@@ -98,6 +99,7 @@ class ProductLog:
                 raise NeffError("a replayed Lanczos run diverged from its checkpoint (its vectors "
                                 "differ from the recorded ones); delete the checkpoint file to start afresh")
             product = self.products[self.position]
+            self.bar.update(1)
         else:
             product = self.operator.matvec(q[:, 0].to(self.operator.dtype))
             self.products.append(product)
@@ -109,6 +111,11 @@ class ProductLog:
                 self.save()
         self.position += 1
         return product.to(torch.float64).unsqueeze(1)
+
+    def expect(self, total: int) -> None:
+        """Show ``total`` products (replayed ones included) as the progress bar's end."""
+        self.bar.total = total
+        self.bar.refresh()
 
     def close(self) -> None:
         self.save()
