@@ -15,6 +15,16 @@ def test_own_model_example_runs(capsys):
     assert converged and converged.group(1) == converged.group(2) != "0" and "N_eff by slq" in printed
 
 
+def test_dict_batch_example_runs(capsys):
+    """The Hugging Face-style example: one estimate per parameter group, each with an interval."""
+    section = README.read_text().split("### Any batch, any output, one result per layer", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    exec(compile(code, str(README), "exec"), {})
+    printed = capsys.readouterr().out
+    assert re.search(r"^attention: N_eff by slq \(\d+ products, 80 parameters", printed, re.M)
+    assert re.search(r"^head: N_eff by slq \(\d+ products, 10 parameters", printed, re.M)
+
+
 def test_measures_example_runs_on_the_first_ones_model(capsys):
     text = README.read_text().split("## Effective dimensionality of your own model", 1)[1]
     first = re.search(r"```python\n(.*?)```", text, re.S).group(1)
