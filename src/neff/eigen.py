@@ -157,11 +157,29 @@ def _wanted(theta: torch.Tensor, k: int, which: str) -> torch.Tensor:
     return order[:k]
 
 
-def _lanczos_pairs(operator, k, which, tol, max_steps, min_steps, seed, checkpoint, progress):
+def warm_start_vector(previous: EigenResult, seed: int, device, noise: float = 0.1) -> torch.Tensor:
+    """A start vector for a nearby operator (the Hessian a few training steps later): the sum of
+    ``previous``'s converged eigenvectors plus seeded Gaussian noise of ``noise`` times its norm,
+    so the Krylov space still reaches directions the previous top k did not hold."""
+    if previous.eigenvectors is None or not previous.converged.any():
+        raise NeffError("warm_start needs converged eigenvectors; compute the previous result with "
+                        "top_eigenpairs(..., return_eigenvectors=True)")
+    vectors = previous.eigenvectors[:, np.flatnonzero(previous.converged)].to(device, torch.float64)
+    if vectors.shape[0] != previous.num_params:
+        raise NeffError("warm_start comes from an operator of another size")
+    combined = vectors.sum(dim=1, keepdim=True)
+    random = start_vector(vectors.shape[0], seed, device)
+    return combined + noise * float(combined.norm()) * random / random.norm()
+
+
+def _lanczos_pairs(operator, k, which, tol, max_steps, min_steps, seed, checkpoint, progress, warm_start):
     n = operator.num_params
     max_steps = min(n, max(max_steps or max(10 * k, 100), min_steps))
-    steps = min(max_steps, max(2 * k + 10, 20, min_steps))
-    init = start_vector(n, seed, operator.device)
+    # from a warm start the wanted pairs are nearly in the first k steps' Krylov space
+    first = k + 2 if warm_start is not None else max(2 * k + 10, 20)
+    steps = min(max_steps, max(first, min_steps))
+    init = (start_vector(n, seed, operator.device) if warm_start is None else
+            warm_start_vector(warm_start, seed, operator.device))
     log = ProductLog(operator, seed, checkpoint, progress=progress, total=steps)
     run = ExtendableLanczos(log, init, max_steps)
     try:
@@ -177,7 +195,7 @@ def _lanczos_pairs(operator, k, which, tol, max_steps, min_steps, seed, checkpoi
             if run.exhausted or steps >= max_steps or bool((estimates[idx] <= tol * norm).all()):
                 break
             # grow in small steps: each check is cheap, overshooting costs real products
-            steps = min(max_steps, steps + max(5, steps // 16))
+            steps = min(max_steps, steps + max(2 if warm_start is not None else 5, steps // 16))
     finally:
         log.close()
     vectors = run.basis[:use].T @ s[:, idx]
@@ -213,7 +231,8 @@ def certify(operator: CurvatureOperator, values: np.ndarray, vectors: torch.Tens
 def top_eigenpairs(operator: CurvatureOperator, k: int, method: str = "lanczos", *,
                    which: str = "largest", tol: float = 1e-4, max_steps: int | None = None,
                    seed: int = 0, return_eigenvectors: bool = True, min_steps: int = 0,
-                   checkpoint: str | Path | None = None, progress: bool | None = None) -> EigenResult:
+                   checkpoint: str | Path | None = None, progress: bool | None = None,
+                   warm_start: EigenResult | None = None) -> EigenResult:
     """The k largest (or most negative) eigenpairs of ``operator``, certified (for a dict of
     operators, ``CurvatureOperator.groups``, a dict of results).
 
@@ -227,15 +246,19 @@ def top_eigenpairs(operator: CurvatureOperator, k: int, method: str = "lanczos",
     restarts. ``min_steps``: Lanczos runs at least this many steps (for :meth:`EigenResult.ritz`,
     e.g. the paper's 100 Ritz values from the same run). ``checkpoint``: a file where Lanczos keeps its products; a rerun with the same
     file resumes (or extends) the run and gives the same result as an uninterrupted one.
-    ``progress``: a tqdm bar (default: shown on a terminal only).
+    ``progress``: a tqdm bar (default: shown on a terminal only). ``warm_start``: the result of
+    an earlier run on a nearby operator (such as the previous epoch's Hessian), whose
+    eigenvectors start this one (:func:`warm_start_vector`; ``lanczos`` only).
     """
     operator = as_operator(operator)
     _check_request(operator, k, method, which, tol)
+    if warm_start is not None and method != "lanczos":
+        raise NeffError(f"warm_start applies to method='lanczos', not {method!r}")
     start, hvp_before = time.perf_counter(), operator.n_hvp
     ritz, tridiagonal = np.empty(0), np.empty((2, 0))
     if method == "lanczos":
         values, vectors, ritz, tridiagonal, norm = _lanczos_pairs(operator, k, which, tol, max_steps, min_steps,
-                                                                 seed, checkpoint, progress)
+                                                                 seed, checkpoint, progress, warm_start)
     else:
         values, vectors = _eigsh_pairs(operator, k, which, tol, max_steps, seed)
         norm = float(np.abs(values).max()) if len(values) else 0.0
