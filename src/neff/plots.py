@@ -197,3 +197,25 @@ def random_features(curve: pd.DataFrame, grid: pd.DataFrame, ridge: float, paths
             ax.set_ylabel("number of data points n")
             ax.set_title(label)
         save(fig, paths)
+
+
+def training_curves(curves: dict[str, tuple[pd.DataFrame, pd.DataFrame]], z: float, paths: Sequence[str | Path],
+                    title: str = "") -> None:
+    """N_eff at ``z`` with its interval (top) and train and test loss (bottom) over the epochs
+    of each model's training; ``curves`` maps a label (e.g. "width 24") to (its
+    N_eff-during-training rows, its metrics rows)."""
+    with plt.rc_context(STYLE):
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5.5), sharex=True)
+        for (label, (neff, metrics)), color in zip(curves.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
+            rows = neff[np.isclose(neff["z"], z)].sort_values("epoch")
+            top.plot(rows["epoch"], rows["neff"], "o-", color=color, label=label)
+            top.fill_between(rows["epoch"], rows["lower"], rows["upper"], color=color, alpha=0.2, lw=0)
+            bottom.plot(metrics["epoch"], metrics["test_loss"], "-", color=color, label=f"{label}: test")
+            bottom.plot(metrics["epoch"], metrics["train_loss"], "--", color=color, alpha=0.7, label=f"{label}: train")
+        top.set_ylabel(f"N_eff (z = {z:g})")
+        top.set_title(f"N_eff and loss during training{f' ({title})' if title else ''}")
+        top.legend()
+        bottom.set_xlabel("epoch")
+        bottom.set_ylabel("loss")
+        bottom.legend(ncol=2, fontsize=7)
+        save(fig, paths)

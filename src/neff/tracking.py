@@ -40,21 +40,22 @@ class EffDimTracker:
     and resumed from an earlier checkpoint) are dropped. ``tensorboard``: a log directory for
     ``torch.utils.tensorboard`` (where installed), with scalars ``neff/z=0.01``,
     ``neff_lower/z=0.01``, ``neff_upper/z=0.01`` and so on. ``k``, ``tol``, ``method``, ``rtol``,
-    ``max_hvp``: as in :func:`neff.estimate_effective_dimension`; ``params``, ``dtype``,
-    ``device``: as in :class:`neff.HessianOperator`. ``warm_start=False`` starts every run
+    ``max_hvp``: as in :func:`neff.estimate_effective_dimension`; ``params``, ``reduction``,
+    ``dtype``, ``device``: as in :class:`neff.HessianOperator`. ``warm_start=False`` starts every run
     afresh (for comparison).
     """
 
     def __init__(self, loss_fn: Callable, data: Iterable, z, *, every: int = 1, csv: str | Path | None = None,
                  tensorboard: str | Path | None = None, k: int = 10, tol: float = 1e-4, method: str = "slq",
                  rtol: float | None = None, max_hvp: int = 1000, params: str | Sequence[str] = "all",
-                 dtype: torch.dtype | None = torch.float64, device=None, warm_start: bool = True, seed: int = 0):
+                 reduction: str = "mean", dtype: torch.dtype | None = torch.float64, device=None,
+                 warm_start: bool = True, seed: int = 0):
         if not isinstance(every, int) or every < 1:
             raise NeffError(f"every={every!r} must be a positive number of epochs")
         self.loss_fn, self.data, self.z, self.every = loss_fn, data, as_z(z), every
         self.csv = Path(csv) if csv is not None else None
         self.options = dict(method=method, k=k, tol=tol, rtol=rtol, max_hvp=max_hvp, seed=seed)
-        self.operator_options = dict(params=params, dtype=dtype, device=device)
+        self.operator_options = dict(params=params, reduction=reduction, dtype=dtype, device=device)
         self.warm_start = warm_start
         self.previous: EigenResult | None = None
         self.rows: list[dict] = self._read() if self.csv is not None and self.csv.exists() else []
@@ -72,6 +73,7 @@ class EffDimTracker:
         options = dict(self.options)
         eigen = top_eigenpairs(operator, options.pop("k"), tol=options["tol"], seed=options["seed"],
                                warm_start=self.previous if self.warm_start else None)
+        options["max_hvp"] = max(1, options["max_hvp"] - eigen.n_hvp)  # the budget includes the top k
         estimate = estimate_effective_dimension(operator, self.z, eigen=eigen, **options)
         self.previous = eigen if eigen.converged.any() else None
         self._record(epoch, estimate, eigen)

@@ -87,17 +87,35 @@ def check_references(config):
                     f"{where}.grids",
                     f"{grid!r} is not a grid of experiment {source!r} ({sorted(experiment['grids'])})",
                 )
-            zs = experiment["effdim"]["z"]
+            zs_from = "tracking" if figure["kind"] == "training" else "effdim"
+            tracking = experiment.get("tracking") or {}
+            if zs_from == "tracking" and tracking.get("grid") != grid:
+                config_error(
+                    f"{where}.grids",
+                    f"a training figure draws the grid that experiments.{source}.tracking.grid names, and {grid!r} is not it; track it there",
+                )
+            zs = (tracking if zs_from == "tracking" else experiment["effdim"])["z"]
             if not any(math.isclose(figure["z"], z, rel_tol=1e-9) for z in zs):
                 config_error(
                     f"{where}.z",
-                    f"{figure['z']:g} is not one of experiments.{source}.effdim.z {zs}; add it there or choose one of those",
+                    f"{figure['z']:g} is not one of experiments.{source}.{zs_from}.z {zs}; add it there or choose one of those",
                 )
         if figure["kind"] == "width_depth" and len(figure["grids"]) != 1:
             config_error(
                 f"{where}.grids", "a width_depth figure draws exactly one grid"
             )
     for name, experiment in experiments.items():
+        tracking = experiment.get("tracking")
+        if tracking and tracking["grid"] not in experiment["grids"]:
+            config_error(
+                f"experiments.{name}.tracking.grid",
+                f"{tracking['grid']!r} is not a grid of this experiment ({sorted(experiment['grids'])})",
+            )
+        if tracking and tracking["every"] % experiment["train"].get("eval_every", 1):
+            config_error(
+                f"experiments.{name}.tracking.every",
+                f"{tracking['every']} is not a multiple of train.eval_every ({experiment['train']['eval_every']}), the epochs at which training reports; choose a multiple",
+            )
         target = experiment.get("measures", {}).get("target")
         families = {grid["model"] for grid in experiment["grids"].values()}
         if isinstance(target, dict) and not families <= set(target):
@@ -162,6 +180,7 @@ def check_references(config):
 
 
 validate_config(config)
+config["figures"] = {n: f for n, f in config["figures"].items() if f is not None}
 check_references(config)
 EXPERIMENTS, FIGURES, STUDIES = (
     config["experiments"],
@@ -169,6 +188,8 @@ EXPERIMENTS, FIGURES, STUDIES = (
     config["studies"],
 )
 MEASURED = {name: spec for name, spec in EXPERIMENTS.items() if "measures" in spec}
+TRAINING_FIGURES = {n: f for n, f in FIGURES.items() if f["kind"] == "training"}
+TABLE_FIGURES = {n: f for n, f in FIGURES.items() if f["kind"] != "training"}
 
 
 def names(mapping):
@@ -208,6 +229,40 @@ def measures_spec(wc):
     if isinstance(spec["target"], dict):
         spec["target"] = spec["target"][wc.model]
     return spec
+
+
+def tracking_spec(wc):
+    """An experiment's `tracking` with its `spectrum` settings for a model of its tracked grid,
+    else None (the model is trained without measurements)."""
+    experiment = EXPERIMENTS[wc.experiment]
+    tracking = experiment.get("tracking")
+    point = {
+        "model": wc.model,
+        "width": int(wc.width),
+        "depth": int(wc.depth),
+        "seed": int(wc.seed),
+    }
+    if not tracking or point not in grid_rows(wc.experiment, tracking["grid"]):
+        return None
+    spectrum = experiment["spectrum"]
+    return {
+        **tracking,
+        **{
+            key: spectrum[key] for key in ("params", "dtype", "batch_size", "reduction")
+        },
+    }
+
+
+def training_files(wc):
+    """The metrics and N_eff-during-training records of every model a training figure draws."""
+    return {
+        name: [
+            path
+            for experiment, grid in figure_sources(FIGURES[wc.figure])
+            for path in grid_files(experiment, grid, f"{name}.csv")
+        ]
+        for name in ("metrics", "neff_during_training")
+    }
 
 
 def model_kwargs(wc):
