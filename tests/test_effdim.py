@@ -85,3 +85,37 @@ def test_spectral_density_integrates_to_dimension(trained_operator):
     grid = np.linspace(rule.nodes.min() - 1, rule.nodes.max() + 1, 4001)
     integral = np.trapezoid(rule.density(grid, bandwidth=0.01), grid)
     assert integral == pytest.approx(trained_operator.num_params, rel=0.05)
+
+
+def test_reports_print_what_they_hold():
+    """The printed reports, letter by letter: users read them, scripts parse them (the README
+    test, the workflow logs)."""
+    from neff.effdim import EffDimEstimate
+    from neff.eigen import EigenResult
+    z, value, low, high = np.array([0.1, 1.0]), np.array([12.5, 3.25]), np.array([11.0, 3.0]), np.array([14.0, 3.5])
+    slq = EffDimEstimate(z, value, low, high, "slq", 120, 4.5, 300,
+                         {"num_negative_interval": (2.0, 7.25), "negative_tol": 1e-4})
+    assert str(slq) == (
+        "N_eff by slq (120 products, 300 parameters, eigenvalues below -0.0001: 4.5 [2.0, 7.2]; 95% interval: "
+        "sampling + quadrature error)\n"
+        "         z        N_eff        lower        upper\n"
+        "       0.1         12.5           11           14\n"
+        "         1         3.25            3          3.5")
+    slq.details["confidence"] = 0.9
+    assert "; 90% interval: sampling + quadrature error)" in str(slq)
+    certified = EffDimEstimate(z, value, low, high, "certified", 20, None, 300)
+    assert str(certified).splitlines()[0] == "N_eff by certified (20 products, 300 parameters; bounds)"
+    paper = EffDimEstimate(z, value, value * np.nan, value * np.nan, "paper", 100, 3.0, 300)
+    assert str(paper).splitlines()[0] == ("N_eff by paper (100 products, 300 parameters, negative Ritz values "
+                                          "dropped: 3; no interval)")
+    eigen = EigenResult(np.array([2.0, 1.0]), np.array([1e-6, 0.5]), np.array([True, False]), 1e-4, 2.0, 30, 0.25,
+                        "lanczos", "largest", 300, steps=20)
+    assert str(eigen) == (
+        "lanczos: 1/2 largest eigenpairs converged (residual <= 0.0001 x |H| = 0.0002), 30 products, 0.25 s\n"
+        "   i     eigenvalue    residual  converged\n"
+        "   0              2       1e-06  yes\n"
+        "   1              1         0.5  NO")
+    record = eigen.record()
+    assert record == {"eigenvalues": [2.0, 1.0], "residuals": [1e-6, 0.5], "converged": [True, False], "tol": 1e-4,
+                      "norm_estimate": 2.0, "n_hvp": 30, "wall_time": 0.25, "method": "lanczos", "which": "largest",
+                      "num_params": 300, "steps": 20, "ritz_values": [], "tridiagonal": [[], []]}

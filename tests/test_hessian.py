@@ -264,3 +264,30 @@ def test_ggn_of_cross_entropy_is_the_closed_form_softmax_curvature(mlp, classifi
     op = neff.GGNOperator(mlp, nn.CrossEntropyLoss(), batches(x, y, 20))
     assert rel(op.matmat(torch.eye(op.num_params, dtype=torch.float64)), truth) < 1e-10
     assert rel(op.dense(), truth) < 1e-10
+
+
+def test_parameters_that_do_not_move_the_outputs_and_single_vector_blocks():
+    """A parameter the forward pass never uses has zero curvature in the Hessian and the GGN,
+    on the one-vector and the block (vmap) paths, and a block of one vector on the vectorised
+    path equals the dense product."""
+    class Unused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = nn.Linear(3, 2)
+            self.spare = nn.Parameter(torch.ones(4))
+
+        def forward(self, x):
+            return self.linear(x)
+
+    torch.manual_seed(0)
+    model = Unused().double()
+    data = [(torch.randn(7, 3, dtype=torch.float64), torch.randint(0, 2, (7,)))]
+    for kind in (neff.HessianOperator, neff.GGNOperator):
+        for vectorise in (False, True):
+            op = kind(model, nn.CrossEntropyLoss(), data, cache_gb=0)
+            op.vectorise = vectorise
+            dense = op.dense()
+            v = torch.randn(op.num_params, 1, dtype=torch.float64)
+            assert torch.allclose(op.matmat(v), dense @ v, atol=1e-12)
+            assert torch.allclose(op.matmat(torch.cat([v, 2 * v], 1)), dense @ torch.cat([v, 2 * v], 1), atol=1e-12)
+            assert torch.count_nonzero(dense[:4]) == 0  # "spare" comes first: the module's own parameters lead

@@ -211,3 +211,54 @@ def test_intervals_hold_on_known_spectra(spectrum, budget):
     for row in rows:
         assert row["slq_coverage"] >= 0.9 and row["certified_coverage"] == 1.0, row
         assert row["negative_coverage"] == 1.0, row
+
+
+def test_adaptive_slq_stops_at_the_first_plan_that_meets_its_targets():
+    """The adaptive estimate stops at the first plan (probes, steps) whose quadrature error is
+    within max(half the sampling half-width, rtol/4 x N_eff) and whose interval is within
+    +-rtol x N_eff; the plan before it (half the probes, or half the steps) failed the test that
+    doubled it. Seeded: the rules are those of ProbeRuns with the same seed; within budget it
+    does not warn."""
+    from neff.effdim import _deflation_basis, adaptive_slq
+    from neff.quadrature import ProbeRuns
+    values = np.concatenate([[10.0, 5.0, 2.0], np.linspace(0, 0.3, 297)])
+    matrix, zs, rtol = spectrum_matrix(values), np.array([0.01, 0.1]), 0.05
+    eigen = neff.top_eigenpairs(matrix, 3, tol=1e-10)
+
+    def criteria(rule):
+        value, lower, upper, parts = slq_bounds(eigen, rule, zs)
+        allowed = np.maximum(0.5 * parts["sampling"], 0.25 * rtol * np.abs(value))
+        return (bool(np.all(parts["quadrature_error"] <= allowed)),
+                bool(np.all(upper - lower <= 2 * rtol * np.abs(value))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rule, bounds = adaptive_slq(matrix, eigen, zs, num_samples=3, steps=4, rtol=rtol, max_hvp=10**5, seed=3)
+    probes, steps = len(rule.norms), rule.alpha.shape[1]
+    assert (probes, steps) != (3, 4) and criteria(rule) == (True, True)
+    runs = ProbeRuns(matrix, _deflation_basis(eigen), seed=3)
+    assert np.allclose(runs.run(probes, steps).alpha, rule.alpha, rtol=1e-12, atol=1e-14)
+    if probes > 3:
+        assert criteria(ProbeRuns(matrix, _deflation_basis(eigen), seed=3).run(probes // 2, steps)) == (True, False)
+    else:
+        assert not criteria(ProbeRuns(matrix, _deflation_basis(eigen), seed=3).run(probes, steps // 2))[0]
+    assert np.array_equal(bounds[0], slq_bounds(eigen, rule, zs)[0])
+
+
+def test_slq_checkpoint_of_another_run_is_refused(tmp_path):
+    """An SLQ checkpoint is refused for another seed, step count, probe count or deflation
+    basis (each is in its header), and kept for the same run; one step is a valid rule."""
+    from neff.quadrature import slq
+    matrix = spectrum_matrix(np.linspace(0, 1, 40))
+    basis = torch.linalg.qr(torch.randn(40, 2, generator=torch.Generator().manual_seed(1),
+                                        dtype=torch.float64)).Q
+    path = tmp_path / "slq.pt"
+    first = slq(matrix, 3, 6, seed=0, basis=basis, checkpoint=path)
+    assert np.array_equal(slq(matrix, 3, 6, seed=0, basis=basis, checkpoint=path).alpha, first.alpha)
+    for other in ({"seed": 1, "basis": basis}, {"steps": 7, "basis": basis}, {"num_samples": 4, "basis": basis},
+                  {"basis": basis[:, :1]}, {}):
+        options = {"num_samples": 3, "steps": 6, "seed": 0, **other}
+        with pytest.raises(neff.NeffError, match="belongs to another run"):
+            slq(matrix, options.pop("num_samples"), options.pop("steps"), checkpoint=path, **options)
+    assert slq(matrix, 2, 1).alpha.shape == (2, 1)
+    with pytest.raises(neff.NeffError):
+        slq(matrix, 2, 0)

@@ -92,3 +92,23 @@ def test_slq_rules_reproduce_each_probes_moments_and_the_density_their_mean(matr
     for p in (0, 1):
         moment = np.trapezoid(grid**p * density, grid)
         assert moment == pytest.approx(rule.samples(lambda x: x**p).mean(), rel=1e-3), p
+
+
+def test_trace_estimates_state_their_defaults_names_and_products(matrix):
+    """Defaults as documented (100 probes, seed 0; 99 products for Hutch++; a 95% interval),
+    the method named in the result, products counted from the call (not from the operator's
+    birth), and two probes the smallest sample with a standard error."""
+    matrix = matrix[0]
+    op = neff.linear.as_operator(matrix)
+    op.matmat(torch.ones(op.num_params, 3, dtype=torch.float64))  # products before the call
+    plain = neff.hutchinson(op)
+    assert (plain.method, plain.num_samples, plain.n_hvp) == ("hutchinson", 100, 100)
+    assert plain.value == neff.hutchinson(matrix, 100, seed=0).value != neff.hutchinson(matrix, 100, seed=1).value
+    assert plain.interval() == plain.interval(0.95) != plain.interval(0.9)
+    plus = neff.hutchpp(op)
+    assert plus.method == "hutch++" and plus.n_hvp == 99 and plus.value == neff.hutchpp(matrix, 99, seed=0).value
+    assert neff.hutchinson(matrix, 2).num_samples == 2
+    with pytest.raises(neff.NeffError, match="at least 2"):
+        neff.hutchinson(matrix, 1)
+    from neff.trace import sampling_half_width
+    assert sampling_half_width(1.0, 0.0, 10) == sampling_half_width(1.0, 0.0, 10, 0.95)

@@ -57,3 +57,26 @@ def test_linearised_builds_each_batch_once_when_cached(regression):
     for _ in range(2):
         list(fresh.linearised(build, block=False))
     assert built == [4, 4, 2] * 2
+
+
+def test_data_digest_counts_the_examples_and_tells_data_apart():
+    """The digest starts with the number of examples, is the same for the same examples in any
+    order and batching, and differs whenever one number of one example changes."""
+    x = torch.arange(24, dtype=torch.float64).reshape(12, 2)
+    y = torch.arange(12) % 3
+    model = torch.nn.Linear(2, 3).double()
+
+    def digest(x, y, size=4):
+        return Objective(model, torch.nn.CrossEntropyLoss(), [(x[i:i + size], y[i:i + size])
+                                                              for i in range(0, len(x), size)]).data_digest()
+    reference = digest(x, y)
+    assert reference.startswith("12:") and digest(x.flip(0), y.flip(0), 5) == reference
+    variants = set()
+    for i in range(12):
+        changed = x.clone()
+        changed[i, i % 2] += 1
+        variants.add(digest(changed, y))
+        labels = y.clone()
+        labels[i] = (labels[i] + 1) % 3
+        variants.add(digest(x, labels))
+    assert len(variants) == 24 and reference not in variants

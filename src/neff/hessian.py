@@ -146,9 +146,10 @@ class HessianOperator(CurvatureOperator):
             return _blockwise(lambda tangent: pullback(tangent)[0])
         leaves = {name: t.detach().requires_grad_() for name, t in self.primals.items()}
         gradient = torch.autograd.grad(self.loss(leaves, inputs, targets), list(leaves.values()),
-                                       create_graph=True)
-        # a gradient component without a graph is constant: it adds nothing to H v
-        live = [i for i, g in enumerate(gradient) if g.requires_grad]
+                                       create_graph=True, allow_unused=True)
+        # a gradient component without a graph (or of a parameter the loss never uses) is
+        # constant: it adds nothing to H v
+        live = [i for i, g in enumerate(gradient) if g is not None and g.requires_grad]
         outputs = [gradient[i] for i in live]
 
         def apply_each(tangents):
