@@ -119,3 +119,27 @@ def test_reports_print_what_they_hold():
     assert record == {"eigenvalues": [2.0, 1.0], "residuals": [1e-6, 0.5], "converged": [True, False], "tol": 1e-4,
                       "norm_estimate": 2.0, "n_hvp": 30, "wall_time": 0.25, "method": "lanczos", "which": "largest",
                       "num_params": 300, "steps": 20, "ritz_values": [], "tridiagonal": [[], []]}
+
+
+def test_inputs_at_their_boundaries():
+    """z must be a positive finite number or a 1-D sweep; exact zeros pass negative='raise'
+    and negatives do not; the paper's estimator drops negatives and exact 1.0s but keeps values
+    in (0, 1); a Ritz value count starts at one step; the density's default bandwidth is 1% of
+    the node range."""
+    from neff.effdim import as_z, paper_effective_dimension, positive_part
+    assert as_z(2).dtype == np.float64 and as_z([1, 2]).tolist() == [1.0, 2.0]
+    for bad in (0, -1.0, [], [[1.0]], np.inf, np.nan):
+        with pytest.raises(neff.NeffError):
+            as_z(bad)
+    assert positive_part([0.0, 0.0, 2.0], "raise").tolist() == [0.0, 0.0, 2.0]
+    assert positive_part([0.5], "raise").tolist() == [0.5]
+    with pytest.raises(neff.NeffError, match="1 eigenvalues are negative"):
+        positive_part([1.0, -1e-9], "raise")
+    assert paper_effective_dimension([0.5, 1.0, 2.0, -1.0, 0.0], 1.0) == pytest.approx(0.5 / 1.5 + 2.0 / 3.0)
+    result = neff.top_eigenpairs(np.diag(np.arange(1.0, 31.0)), 2, tol=1e-8)
+    assert result.ritz(1).shape == (1,)
+    with pytest.raises(neff.NeffError, match="not 0"):
+        result.ritz(0)
+    rule = neff.spectral_density(np.diag(np.arange(1.0, 31.0)), num_samples=3, steps=8)
+    grid = np.linspace(0, 31, 50)
+    assert np.allclose(rule.density(grid), rule.density(grid, 0.01 * np.ptp(rule.nodes)))

@@ -262,3 +262,49 @@ def test_slq_checkpoint_of_another_run_is_refused(tmp_path):
     assert slq(matrix, 2, 1).alpha.shape == (2, 1)
     with pytest.raises(neff.NeffError):
         slq(matrix, 2, 0)
+
+
+def test_every_part_of_the_interval_adds_up():
+    """A case where every part is non-zero (sampling, the quadrature error of short rules, a
+    converged pair with a real residual, a negative converged eigenvalue): lower and upper are
+    value -+ (sampling + quadrature error + the residual term), and the negative count adds the
+    known negative eigenvalues to the rules' count with its interval."""
+    values = np.concatenate([[4.0, -2.0], np.linspace(-0.5, 1.0, 98)])
+    matrix = spectrum_matrix(values)
+    eigen = neff.top_eigenpairs(matrix, 1, tol=1e-10)
+    vector = torch.as_tensor(eigen.eigenvectors)
+    negative = vector.new_zeros(100, 1)
+    negative[:, 0] = torch.linalg.eigh(matrix).eigenvectors[:, 0]  # the -2.0 eigenvector
+    pairs = EigenResult(np.array([4.0, -2.0]), np.array([0.05, 0.0]), np.array([True, True]), 1e-3, 4.0, 0, 0.0,
+                        "lanczos", "largest", 100, eigenvectors=torch.cat([vector, negative], 1))
+    from neff.effdim import deflated_slq
+    rule = deflated_slq(matrix, pairs, num_samples=4, steps=5, seed=1)
+    z = np.array([0.1, 1.0])
+    value, lower, upper, parts = slq_bounds(pairs, rule, z)
+    moved = np.maximum(np.abs(f(4.05, z) - f(4.0, z)), np.abs(f(3.95, z) - f(4.0, z)))
+    assert np.all(parts["quadrature_error"] > 0) and np.all(parts["sampling"] > 0) and np.all(moved > 0)
+    assert np.allclose(value - lower, parts["sampling"] + parts["quadrature_error"] + moved, rtol=1e-12)
+    assert np.allclose(upper - value, parts["sampling"] + parts["quadrature_error"] + moved, rtol=1e-12)
+    estimate, low, high = parts["num_negative"]
+    counts = rule.samples(lambda x: (x < -parts["negative_tol"]) * 1.0)
+    assert estimate == pytest.approx(1 + counts.mean(), rel=1e-12)
+    below_low, below_high = rule.mass_below(-parts["negative_tol"])
+    half = max(stats.t.ppf(0.975, 3) * counts.std(ddof=1) / 2,
+               stats.norm.ppf(0.975) * np.sqrt(2 * np.mean(counts)) / 2)  # counts are 0/1 per node: f^2 = f
+    assert low == pytest.approx(max(0.0, 1 + below_low.mean() - half), rel=1e-9)
+    assert high == pytest.approx(1 + below_high.mean() + half, rel=1e-9)
+
+
+def test_deflation_projects_out_the_basis():
+    """The deflated operator P C P (P = I - B B^T) maps the basis to zero and agrees with P C P
+    formed densely."""
+    from neff.linear import as_operator
+    from neff.quadrature import deflated
+    matrix = spectrum_matrix(np.linspace(-1, 2, 30))
+    basis = torch.linalg.qr(torch.randn(30, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)).Q
+    projector = torch.eye(30, dtype=torch.float64) - basis @ basis.T
+    block = torch.randn(30, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    closure = deflated(as_operator(matrix), basis)
+    assert torch.allclose(closure(block), projector @ matrix @ projector @ block, atol=1e-12)
+    assert torch.allclose(closure(basis), torch.zeros(30, 3, dtype=torch.float64), atol=1e-12)
+    assert torch.equal(deflated(as_operator(matrix), basis[:, :0])(block), matrix @ block)

@@ -61,7 +61,6 @@ class ProductLog:
         self.keys: list[torch.Tensor] = []
         self.position = 0
         self.unsaved = 0
-        self.computed = 0
         n = operator.num_params
         probe = torch.Generator().manual_seed(2**31 - 1)
         self._probe = torch.randn(n, generator=probe, dtype=torch.float64).to(operator.device)
@@ -105,7 +104,6 @@ class ProductLog:
             self.products.append(product)
             self.keys.append(key)
             self.unsaved += 1
-            self.computed += 1
             self.bar.update(1)
             if self.unsaved >= self.save_every:
                 self.save()
