@@ -46,6 +46,8 @@ REVIEWED = [
      "equivalent: capacity only sizes the basis buffer, which grows on demand"),
     ("x_load_checkpoint", r"map_location|weights_only",
      "equivalent on a CPU: map_location only moves tensors off a GPU, and weights_only defaults to True"),
+    ("x_adaptive_slq", r"^\s*left = |if \(?not converged\)? (and|or) |if converged else",
+     "equivalent: the wording of what the budget warning says is left (the warning itself is tested)"),
     ("", r"count\((None, targets|inputs, None)\)",
      "equivalent: a batch's size comes from its targets' first tensor, or its inputs' where targets hold none; "
      "both give the batch size"),

@@ -128,3 +128,27 @@ def test_repeated_eigenvalues_are_reported_not_hidden():
     assert result.k == 3
     report = neff.dense_check(op, result, z=[0.1])
     assert report.certificates_hold and not report.ok
+
+
+def test_exact_eigenpairs_record_every_field():
+    """The dense result of a matrix whose eigenpairs are known: every field of its record,
+    the residuals measured (a non-symmetric part would show), products counted from the call."""
+    values = np.array([3.0, -1.0, 0.5, 2.0])
+    from neff.linear import as_operator
+    op = as_operator(np.diag(values))
+    op.matvec(torch.ones(4, dtype=torch.float64))  # a product before the call
+    result = neff.exact_eigenpairs(op)
+    assert result.eigenvalues.tolist() == [3.0, 2.0, 0.5, -1.0] and result.ritz_values.tolist() == [3.0, 2.0, 0.5, -1.0]
+    assert np.allclose(np.abs(result.eigenvectors.numpy()), np.eye(4)[:, [0, 3, 2, 1]])
+    assert np.all(result.residuals < 1e-15) and result.residuals.shape == (4,) and result.converged.all()
+    assert (result.tol, result.norm_estimate, result.method, result.which) == (1e-8, 3.0, "dense", "largest")
+    assert (result.num_params, result.steps, result.n_hvp) == (4, 4, 0) and 0 <= result.wall_time < 60  # read, not multiplied
+    tiny = neff.exact_eigenpairs(np.diag([1e-12, 0.0]))
+    assert tiny.converged.all() and tiny.norm_estimate == 1e-12
+
+
+def test_eigsh_is_seeded():
+    """ARPACK starts from the seeded vector: the same seed gives the same pairs to the last bit."""
+    values = np.linspace(0.0, 1.0, 60) ** 3
+    first, second = (neff.top_eigenpairs(np.diag(values), 4, method="eigsh", tol=1e-6, seed=3) for _ in range(2))
+    assert np.array_equal(first.eigenvalues, second.eigenvalues) and np.array_equal(first.residuals, second.residuals)
