@@ -122,20 +122,20 @@ def _from_factory(spec: str, problem: Problem, kwargs: dict) -> torch.nn.Module:
     """The factory's model, given ``input_shape`` and ``num_classes`` where it takes them."""
     factory = _import(spec, "--factory")
     try:
-        parameters = inspect.signature(factory).parameters
+        signature = inspect.signature(factory)
     except (TypeError, ValueError):
-        parameters = {}
+        signature = None  # no signature to check (a builtin): the call says
+    parameters = signature.parameters if signature is not None else {}
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     given = {key: value for key, value in (("input_shape", problem.input_shape), ("num_classes", problem.num_classes))
              if key in parameters or takes_any}
     given.update(kwargs)
     try:
-        inspect.signature(factory).bind(**given)
+        if signature is not None:
+            signature.bind(**given)
     except TypeError as err:
         raise NeffError(f"--factory {spec} cannot be called with {sorted(given) or 'no arguments'}: {err}; pass "
                         "the options it takes, and only those, with --model-kwargs KEY=VALUE") from None
-    except ValueError:
-        pass  # no signature to check (a builtin): the call says
     try:
         model = factory(**given)
     except Exception as err:

@@ -192,9 +192,10 @@ def slq(operator: CurvatureOperator, num_samples: int = 10, steps: int = 30, *, 
     operator = as_operator(operator)
     if num_samples < 1 or steps < 1:
         raise NeffError(f"num_samples={num_samples} and steps={steps} must both be positive")
-    header = {"format": FORMAT, "operator": operator.fingerprint(), "seed": seed, "steps": steps,
-              "num_samples": num_samples, "basis": _checksum(basis)}
     path = Path(checkpoint) if checkpoint is not None else None
+    # the header hashes the parameters and a pass over the data: only a checkpoint needs it
+    header = None if path is None else {"format": FORMAT, "operator": operator.fingerprint(), "seed": seed,
+                                        "steps": steps, "num_samples": num_samples, "basis": _checksum(basis)}
     done = load_checkpoint(path, header, "SLQ checkpoint", "operator, seed, steps, probes or deflation basis "
                            "differ")["runs"] if path is not None and path.exists() else []
     probes, closure = projected_probes(operator, num_samples, seed, basis), deflated(operator, basis)
