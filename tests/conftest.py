@@ -1,6 +1,19 @@
+import json
+import os
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
+
+
+def pytest_collection_modifyitems(items):
+    """Under mutmut (docs/MUTATION.md), the fastest tests first: a mutant's run stops at its
+    first failing test, so a killed mutant then costs the least."""
+    stats = Path("mutmut-stats.json")
+    if "MUTANT_UNDER_TEST" in os.environ and stats.exists():
+        duration = json.loads(stats.read_text())["duration_by_test"]
+        items.sort(key=lambda item: duration.get(item.nodeid, 0.0))
 
 
 def batches(x, y, size):
@@ -26,29 +39,55 @@ def reference_hessian(model, loss_fn, data, params=None):
     return torch.autograd.functional.hessian(loss, flat0)
 
 
-@pytest.fixture
-def classification_data():
+def make_classification_data():
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(53, 6, generator=gen, dtype=torch.float64)
     y = (x[:, 0] + x[:, 1] > 0).long() + (x[:, 2] > 0.5).long()
     return x, y
 
 
-@pytest.fixture
-def mlp():
+def make_mlp():
     torch.manual_seed(0)
     return nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3)).double()
 
 
-@pytest.fixture
-def trained_mlp(mlp, classification_data):
-    x, y = classification_data
-    opt = torch.optim.Adam(mlp.parameters(), 0.02)
+def train(model, x, y):
+    opt = torch.optim.Adam(model.parameters(), 0.02)
     for _ in range(400):
         opt.zero_grad()
-        nn.functional.cross_entropy(mlp(x), y).backward()
+        nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
-    return mlp
+    return model
+
+
+@pytest.fixture
+def classification_data():
+    return make_classification_data()
+
+
+@pytest.fixture
+def mlp():
+    return make_mlp()
+
+
+@pytest.fixture
+def trained_mlp(mlp, classification_data):
+    return train(mlp, *classification_data)
+
+
+@pytest.fixture(scope="session")
+def trained_hessian_matrix():
+    x, y = make_classification_data()
+    return reference_hessian(train(make_mlp(), x, y), nn.CrossEntropyLoss(), batches(x, y, 16))
+
+
+@pytest.fixture
+def trained_hessian(trained_hessian_matrix):
+    """The trained MLP's Hessian (83 parameters, by :func:`reference_hessian`) as a matrix
+    operator: tests of the estimators run on a real network's spectrum at the cost of matrix
+    products, and do not depend on neff's Hessian code."""
+    from neff.linear import DenseOperator
+    return DenseOperator(trained_hessian_matrix)
 
 
 @pytest.fixture

@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
-from torch import nn
 
 import neff
-from conftest import batches
+
 from neff.bayes import blr_posterior
 from neff.effdim import paper_effective_dimension
 
@@ -41,50 +40,44 @@ def test_bayesian_linear_regression_posterior_contraction():
     assert contraction == pytest.approx(alpha2 * n_eff, rel=1e-12)
 
 
-@pytest.fixture
-def trained_operator(trained_mlp, classification_data):
-    x, y = classification_data
-    return neff.HessianOperator(trained_mlp, nn.CrossEntropyLoss(), batches(x, y, 16))
-
-
-def test_estimators_contain_the_dense_value(trained_operator):
-    dense = np.linalg.eigvalsh(trained_operator.dense().numpy())
+def test_estimators_contain_the_dense_value(trained_hessian):
+    dense = np.linalg.eigvalsh(trained_hessian.dense().numpy())
     z = np.array([1e-3, 1e-2, 0.1])
     truth = neff.effective_dimension(dense, z)
-    eigen = neff.top_eigenpairs(trained_operator, 20, tol=1e-6)
-    certified = neff.estimate_effective_dimension(trained_operator, z, "certified", eigen=eigen)
+    eigen = neff.top_eigenpairs(trained_hessian, 20, tol=1e-6)
+    certified = neff.estimate_effective_dimension(trained_hessian, z, "certified", eigen=eigen)
     assert np.all(certified.lower <= truth + 1e-9) and np.all(truth <= certified.upper)
-    slq = neff.estimate_effective_dimension(trained_operator, z, "slq", eigen=eigen, num_samples=30, steps=25)
+    slq = neff.estimate_effective_dimension(trained_hessian, z, "slq", eigen=eigen, num_samples=30, steps=25)
     assert np.all(slq.lower <= truth) and np.all(truth <= slq.upper), (slq, truth)
     assert np.all(np.abs(slq.value - truth) <= 0.05 * truth)
-    paper = neff.estimate_effective_dimension(trained_operator, z, "paper", paper_steps=30)
+    paper = neff.estimate_effective_dimension(trained_hessian, z, "paper", paper_steps=30)
     assert paper.n_hvp == 30 and np.all(np.isnan(paper.lower))
     assert paper.num_negative == np.sum(np.array(paper.details["ritz_values"]) < 0)
 
 
-def test_certified_bound_is_tight_when_z_is_above_the_bulk(trained_operator):
-    dense = np.linalg.eigvalsh(trained_operator.dense().numpy())
+def test_certified_bound_is_tight_when_z_is_above_the_bulk(trained_hessian):
+    dense = np.linalg.eigvalsh(trained_hessian.dense().numpy())
     z = 100 * dense.max()
     k = 30
-    eigen = neff.top_eigenpairs(trained_operator, k, tol=1e-8)
-    est = neff.estimate_effective_dimension(trained_operator, z, "certified", eigen=eigen)
+    eigen = neff.top_eigenpairs(trained_hessian, k, tol=1e-8)
+    est = neff.estimate_effective_dimension(trained_hessian, z, "certified", eigen=eigen)
     truth = neff.effective_dimension(dense, z)
     assert est.lower[0] <= truth <= est.upper[0]
     assert est.value[0] == pytest.approx(neff.effective_dimension(dense[::-1][:k], z), rel=1e-8)
 
 
-def test_trace_estimators(trained_operator):
-    truth = float(np.trace(trained_operator.dense().numpy()))
-    for estimate in (neff.hutchinson(trained_operator, 60), neff.hutchpp(trained_operator, 60)):
+def test_trace_estimators(trained_hessian):
+    truth = float(np.trace(trained_hessian.dense().numpy()))
+    for estimate in (neff.hutchinson(trained_hessian, 60), neff.hutchpp(trained_hessian, 60)):
         assert abs(estimate.value - truth) <= 4 * estimate.stderr + 1e-12, estimate
         assert estimate.n_hvp == 60
 
 
-def test_spectral_density_integrates_to_dimension(trained_operator):
-    rule = neff.spectral_density(trained_operator, num_samples=4, steps=30)
+def test_spectral_density_integrates_to_dimension(trained_hessian):
+    rule = neff.spectral_density(trained_hessian, num_samples=4, steps=30)
     grid = np.linspace(rule.nodes.min() - 1, rule.nodes.max() + 1, 4001)
     integral = np.trapezoid(rule.density(grid, bandwidth=0.01), grid)
-    assert integral == pytest.approx(trained_operator.num_params, rel=0.05)
+    assert integral == pytest.approx(trained_hessian.num_params, rel=0.05)
 
 
 def test_reports_print_what_they_hold():

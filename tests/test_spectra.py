@@ -4,10 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 
 import neff
-from conftest import Interrupting, batches
+from conftest import Interrupting
 from neff.effdim import effective_dimension, paper_effective_dimension, slq_bounds
 from neff.spectra import compute_spectrum, eigen_result, load_spectrum, save_spectrum
 from neff.tables import headline, neff_rows
@@ -16,9 +15,8 @@ SOLVER = {"k": 6, "tol": 1e-6, "max_steps": 60, "seed": 3, "probes": 4, "probe_s
 
 
 @pytest.fixture
-def operator(trained_mlp, classification_data):
-    x, y = classification_data
-    return neff.HessianOperator(trained_mlp, nn.CrossEntropyLoss(), batches(x, y, 16), dtype=torch.float64)
+def operator(trained_hessian):
+    return trained_hessian
 
 
 def test_paper_ritz_values_come_from_the_same_run(operator):
