@@ -33,6 +33,9 @@ from typing import Callable, Mapping, Sequence
 import torch
 from torch.func import grad, vjp, vmap
 
+from . import distributed as ranks
+from .device import free_memory_bytes, saved_storages
+from .errors import NeffError
 from .linear import Products
 from .objective import Objective
 
@@ -57,14 +60,23 @@ def _named(leaves: dict, vectors: list, found) -> dict:
 
 class CurvatureOperator(Products, Objective):
     """A curvature matrix C of an ``Objective``'s dataset loss, applied by ``matmat`` and
-    ``matvec`` (numpy or torch) or viewed by ``to_scipy``. Takes the ``Objective``'s arguments
-    and ``chunk_size``: at most that many vectors under one ``vmap`` (None: the whole block)."""
+    ``matvec`` (numpy or torch) or viewed by ``to_scipy``. Takes the ``Objective``'s arguments,
+    and for blocks of vectors under ``vmap`` (on a GPU) ``chunk_size``, at most that many vectors
+    at once, or ``memory_gb``, the room for one chunk's products (None: half the device's free
+    memory when first measured): the chunk is then as many vectors as fit, at the size of a
+    batch's linearisation per vector (``vector_bytes``, measured once on the first batch)."""
 
     kind = "curvature"
 
-    def __init__(self, *args, chunk_size: int | None = None, **kwargs):
+    def __init__(self, *args, chunk_size: int | None = None, memory_gb: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.chunk_size = chunk_size
+        if chunk_size is not None and not chunk_size >= 1:
+            raise NeffError(f"chunk_size={chunk_size!r} must be a positive number of vectors, or None")
+        if memory_gb is not None and not memory_gb > 0:
+            raise NeffError(f"memory_gb={memory_gb!r} must be a positive size in GB, or None (half the "
+                            "device's free memory)")
+        self.chunk_size, self.memory_gb = chunk_size, memory_gb
+        self.vector_bytes: int | None = None
         self.n_hvp = 0
         self._fingerprint: str | None = None
 
@@ -99,10 +111,40 @@ class CurvatureOperator(Products, Objective):
         one vector at a time."""
         raise NotImplementedError
 
+    def _build(self, inputs, targets, vectorised: bool) -> Callable[[dict], dict]:
+        """``linearise``, measuring ``vector_bytes`` on the first vectorised batch."""
+        if vectorised and self.chunk_size is None and self.vector_bytes is None:
+            self.vector_bytes = self._linearisation_bytes(inputs, targets)
+        return self.linearise(inputs, targets, vectorised)
+
+    def _linearisation_bytes(self, inputs, targets) -> int:
+        """The memory one batch's linearisation holds: on a GPU what building it allocates, on
+        a CPU the storages eager autograd saves for it (``torch.func`` refuses the hooks there)."""
+        if self.device.type == "cuda":
+            before = torch.cuda.memory_allocated(self.device)
+            linearisation = self.linearise(inputs, targets, True)
+            size = torch.cuda.memory_allocated(self.device) - before
+        else:
+            with saved_storages() as saved:
+                linearisation = self.linearise(inputs, targets, False)
+            size = sum(saved.values())
+        del linearisation
+        return max(size, 1)
+
+    def chunk(self, size: int) -> int:
+        """How many of ``size`` vectors go under one ``vmap``: ``chunk_size``, or as many as fit
+        the memory budget (class docstring), at least one; one at a time where not vectorised."""
+        if not self.vectorise:
+            return 1
+        if self.chunk_size is not None or self.vector_bytes is None:
+            return min(self.chunk_size or size, size)
+        budget = (free_memory_bytes(self.device) // 2 if self.memory_gb is None
+                  else int(self.memory_gb * 2**30))
+        return max(1, min(size, budget // self.vector_bytes))
+
     def _apply(self, linearisation: Callable, tangents: dict, size: int) -> torch.Tensor:
-        """The (size, n) products of one batch: the whole block at once (or in chunks of
-        ``chunk_size``) where vectorised, one vector at a time otherwise."""
-        step = (self.chunk_size or size) if self.vectorise else 1
+        """The (size, n) products of one batch, in chunks of ``chunk(size)`` vectors."""
+        step = self.chunk(size)
         parts = []
         for i in range(0, size, step):
             products = linearisation({name: t[i:i + step] for name, t in tangents.items()})
@@ -114,12 +156,15 @@ class CurvatureOperator(Products, Objective):
         tangents = self.layout.split(rows)
         b = rows.shape[0]
         total, _ = self.weighted_sum((size, self._apply(linearisation, tangents, b))
-                                     for size, linearisation in self.linearised(self.linearise, b > 1))
+                                     for size, linearisation in self.linearised(self._build, b > 1))
         self.n_hvp += b
         return total
 
     def _products(self, block: torch.Tensor) -> torch.Tensor:
-        return self._block(self.place(block.T).contiguous()).T
+        rows = self.place(block.T).contiguous()
+        if self.distributed:  # every rank multiplies rank 0's vectors (neff.distributed)
+            ranks.from_main(rows)
+        return self._block(rows).T
 
     def dense_batch(self, inputs, targets) -> torch.Tensor:
         """The (n, n) curvature of one batch, built without the product code (for validation)."""

@@ -17,10 +17,12 @@ Semantics:
   Dropout; ``mode="train"`` uses batch statistics. Either way the model's buffers and its
   train/eval flags are the same after every evaluation as before.
 
-The cache (``linearised``): each batch's linearisation is built once per pass and, when the
-linearisations of all batches fit in ``cache_gb``, kept, so later passes skip the forward and
-backward passes. It holds the data's first pass, so a shuffling loader gives the same matrix
-every time; it lives as long as the objective. ``cache_gb=0`` turns it off.
+The cache (``linearised``): each batch's linearisation is built once per pass, and those of the
+first batches that fit in ``cache_gb`` are kept, so later passes skip their forward and backward
+passes and rebuild only the rest. The rest's batches (their tensors, not their graphs) are kept
+in the order of the first pass, so every pass covers the same batches in the same order: a
+shuffling loader gives the same matrix every time. The cache lives as long as the objective;
+``cache_gb=0`` turns it off (every pass then reads the data anew).
 
 Batches are weighted by their size: with weights (1, -1), the squared errors of two batches
 are (0, 4) and (1,), so the loss is 5/3, not the mean of the batch means (1.5):
@@ -47,6 +49,7 @@ from torch.func import functional_call, grad_and_value
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from . import batches as batch_format
+from . import distributed as ranks
 from .device import free_memory_bytes, module_mode, saved_storages
 from .errors import NeffError
 from .parameters import FlatLayout, select_parameters
@@ -102,13 +105,17 @@ class Objective:
     (default: those of the model's first parameter); module docstring for the semantics.
     ``cache_gb``: room for the cache in GB (None: a quarter of the device's free memory).
     ``batch_fn`` and ``output_fn``: adapters for batches and outputs that are not in a default
-    format (``neff.batches``). ``loss_fn=None``: outputs only (no loss, no curvature)."""
+    format (``neff.batches``). ``loss_fn=None``: outputs only (no loss, no curvature).
+    ``distributed=True``: ``data`` is this rank's shard, and every sum over the data is taken
+    over all ranks' shards (``neff.distributed``)."""
 
     def __init__(self, model: torch.nn.Module, loss_fn: Callable | None, data: Iterable,
                  params: str | Sequence[str] = "all", *, reduction: str = "mean",
                  dtype: torch.dtype | None = None, device: str | torch.device | None = None,
                  mode: str = "eval", cache_gb: float | None = None, batch_fn: Callable | None = None,
-                 output_fn: Callable | None = None):
+                 output_fn: Callable | None = None, distributed: bool = False):
+        if distributed:
+            ranks.require()
         if reduction not in REDUCTIONS:
             raise NeffError(f"reduction={reduction!r} is unknown; use 'mean' or 'sum'")
         if mode not in MODES:
@@ -130,7 +137,7 @@ class Objective:
         if not self.dtype.is_floating_point:
             raise NeffError(f"dtype={self.dtype} is not a floating type; use torch.float32 or torch.float64")
         self.model, self.loss_fn, self.data = model, _per_example(loss_fn), data
-        self.reduction, self.mode = reduction, mode
+        self.reduction, self.mode, self.distributed = reduction, mode, distributed
         state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
         state = {name: self.place(t.detach()).clone() for name, t in state.items()}
         self.primals = {name: state.pop(name) for name in names}
@@ -142,6 +149,8 @@ class Objective:
                             else int(cache_gb * 2**30))
         self.vectorise = self.device.type == "cuda"  # vmap over convolutions is slow on a CPU
         self._cache: list | None = None
+        self._rest: list = []
+        self.cached_bytes = 0
         self._check_batch(*first)
 
     @property
@@ -164,9 +173,11 @@ class Objective:
 
     def batches(self) -> Iterator[tuple]:
         """The data's (inputs, targets) batches on the objective's device and dtype."""
-        for batch in self.data:
-            inputs, targets = self.batch_fn(batch)
-            yield batch_format.apply(self.place, inputs), batch_format.apply(self.place, targets)
+        return map(self._placed, self.data)
+
+    def _placed(self, batch) -> tuple:
+        inputs, targets = self.batch_fn(batch)
+        return batch_format.apply(self.place, inputs), batch_format.apply(self.place, targets)
 
     def data_digest(self) -> str:
         """A hash of the examples as a multiset (a sum of per-example hashes), so a loader that
@@ -180,6 +191,10 @@ class Objective:
                 example = b"".join(row[i].tobytes() for row in rows)
                 total += int.from_bytes(hashlib.blake2b(example, digest_size=8).digest(), "little")
                 count += 1
+        if self.distributed:  # 32-bit pieces, so that their sums over ranks fit an int64
+            pieces = torch.tensor([count, total % 2**64 >> 32, total % 2**32], dtype=torch.int64, device=self.device)
+            count, high, low = ranks.sum_over_ranks(pieces).tolist()
+            total = (high << 32) + low
         return f"{count}:{total % 2**64:016x}"
 
     @torch.no_grad()
@@ -237,6 +252,9 @@ class Objective:
             for size, value in values:
                 total = value * size if total is None else total.add_(value, alpha=size)
                 count += size
+        if self.distributed and count:
+            ranks.sum_over_ranks(total)
+            count = int(ranks.sum_over_ranks(torch.tensor([count], dtype=torch.int64, device=total.device)))
         if count == 0:
             raise NeffError("data is empty: it yielded no examples; pass at least one non-empty batch")
         self.num_examples = count
@@ -270,32 +288,47 @@ class Objective:
 
     # -- the cache ----------------------------------------------------------------------------
     def linearised(self, build: Callable, block: bool) -> Iterator[tuple[int, Callable]]:
-        """(batch size, ``build(inputs, targets, vectorised)``) for every batch, kept for later
-        passes when all of them fit in ``cache_bytes`` (module docstring); when they do not,
-        ``cache_bytes`` becomes 0 and each pass rebuilds them. ``vectorised``: the linearisation
-        will get whole blocks (``vectorise``, and ``block`` or a cache), else one vector at a
-        time. The cache keeps what the first pass built: one ``build`` per objective."""
+        """(batch size, ``build(inputs, targets, vectorised)``) for every batch, the first ones
+        that fit in ``cache_bytes`` kept for later passes (module docstring); when not even the
+        first fits, ``cache_bytes`` becomes 0. ``vectorised``: the linearisation will get whole
+        blocks (``vectorise``, and ``block`` or a cache), else one vector at a time. The cache
+        keeps what the first pass built: one ``build`` per objective."""
+        vectorised = self.vectorise and block
         if self._cache is not None:
             yield from self._cache
+            for inputs, targets in map(self._placed, self._rest):
+                yield batch_format.count(inputs, targets), build(inputs, targets, vectorised)
             return
         if self.cache_bytes <= 0:
-            yield from ((batch_format.count(inputs, targets), build(inputs, targets, self.vectorise and block))
-                        for inputs, targets in self.batches())
+            for inputs, targets in self.batches():
+                yield batch_format.count(inputs, targets), build(inputs, targets, vectorised)
             return
-        kept, room = [], self.cache_bytes
-        for inputs, targets in self.batches():
+        kept, rest, room = [], [], self.cache_bytes
+        for batch in self.data:
+            inputs, targets = self._placed(batch)
+            count = batch_format.count(inputs, targets)
+            if rest:  # past the cached prefix
+                rest.append(batch)
+                yield count, build(inputs, targets, vectorised)
+                continue
             linearisation, size = self._measured(build, inputs, targets)
-            item = (batch_format.count(inputs, targets), linearisation)
-            room = -1 if size is None else room - size  # unmeasured: no cache
-            if room >= 0:
-                kept.append(item)
+            if size is not None and size <= room:
+                room -= size
+                kept.append((count, linearisation))
             else:
-                kept.clear()  # all or nothing: part of a pass is no use to the next pass
-            yield item
-        if room >= 0:
-            self._cache = kept
+                rest.append(batch)
+            yield count, linearisation
+        if kept:
+            self._cache, self._rest = kept, rest
+            self.cached_bytes = self.cache_bytes - room
         else:
             self.cache_bytes = 0
+
+    @property
+    def cached_batches(self) -> int:
+        """How many batches' linearisations the cache keeps (0 before the first pass; their
+        size in bytes is ``cached_bytes``)."""
+        return len(self._cache or ())
 
     def _measured(self, build: Callable, inputs, targets) -> tuple[Callable, int | None]:
         """A batch's linearisation and about how many bytes it holds (with its data), or None

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .distributed import is_main
 from .errors import NeffError
 from .hessian import CurvatureOperator
 from .files import atomic_path
@@ -25,7 +26,10 @@ FORMAT = "neff-product-log/1"
 
 
 def save_checkpoint(path: Path, header: dict, **state) -> None:
-    """Write ``state`` with the ``header`` that identifies its run, atomically."""
+    """Write ``state`` with the ``header`` that identifies its run, atomically; in a distributed
+    run, rank 0 writes for all (the ranks hold the same state)."""
+    if not is_main():
+        return
     with atomic_path(path) as tmp:
         torch.save({"header": header, **state}, tmp)
 
@@ -67,7 +71,7 @@ class ProductLog:
         if self.path is not None and self.path.exists():
             self._load()
         self.bar = tqdm(total=total, desc=f"{operator.kind} products", unit="hvp",
-                        disable=None if progress is None else not progress, leave=False)
+                        disable=not is_main() or (None if progress is None else not progress), leave=False)
 
     def _header(self) -> dict:
         return {"format": FORMAT, "operator": self.operator.fingerprint(), "seed": self.seed,
