@@ -274,3 +274,25 @@ def test_offline_download_error(tmp_path):
     assert not (tmp_path / "results" / "homogeneity" / "data.pt").exists()
     log = (tmp_path / "results" / "logs" / "data" / "homogeneity.log").read_text()
     assert "Traceback" in log and "failed after" in log  # the failure is in the job's own log
+
+
+def test_spectrum_job_over_two_ranks_equals_one_process(tmp_path):
+    """resources.spectrum_ranks: 2 makes the spectrum job start two ranks (torchrun, gloo here),
+    each with half of the batches; rank 0 writes the same spectrum as a one-process job."""
+    spectrum = {"batch_size": 50, "dtype": "float64", "tol": 1.0e-10, "max_steps": 120, "paper_steps": 20, "probes": 3,
+                "probe_steps": 10}
+    config = experiment("double_descent", spectrum=spectrum)
+    model = tmp_path / MODELS / "model~mlp" / "width~4" / "depth~1" / "seed~0"
+    target = str(model.relative_to(tmp_path) / "spectrum.npz")
+    assert snakemake(tmp_path, "--cores", "1", target, config=config).returncode == 0
+    single = load_spectrum(model / "spectrum.npz")
+    config["resources"] = {"spectrum_ranks": 2}
+    (model / "spectrum.npz").unlink()
+    done = snakemake(tmp_path, "--cores", "2", target, config=config)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = load_spectrum(model / "spectrum.npz")
+    record = json.loads((model / "spectrum.json").read_text())
+    assert record["ranks"] == 2 and record["num_examples"] == single["record"]["num_examples"]
+    np.testing.assert_allclose(ranks["eigenvalues"], single["eigenvalues"], rtol=1e-10)
+    np.testing.assert_allclose(ranks["quadrature"].nodes, single["quadrature"].nodes, rtol=1e-6, atol=1e-9)
+    assert not list(model.glob("spectrum.ckpt*"))  # the job file and checkpoints are gone

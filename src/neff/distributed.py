@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import datetime
 import os
+import subprocess
+import sys
 from typing import Iterable, Iterator
 
 import torch
@@ -68,6 +70,24 @@ def init(timeout_s: float = TIMEOUT_S) -> torch.device:
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
                             timeout=datetime.timedelta(seconds=timeout_s))
     return device
+
+
+def launch_command(argv: list[str], ranks: int, nodes: int = 1) -> tuple[list[str], dict]:
+    """The command (and environment) that starts ``python argv...`` as ``ranks`` processes: on
+    one node torchrun (``--standalone``: it picks a free port), across ``nodes`` srun inside a
+    SLURM allocation (one task per GPU, the first node as the rendezvous). Each process then
+    calls :func:`init`."""
+    if nodes == 1:
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}",
+                *argv], dict(os.environ)
+    if "SLURM_JOB_NODELIST" not in os.environ:
+        raise NeffError(f"{nodes} nodes were asked for outside a SLURM allocation; run under SLURM (the slurm "
+                        "profile) or use one node")
+    hosts = subprocess.run(["scontrol", "show", "hostnames", os.environ["SLURM_JOB_NODELIST"]], check=True,
+                           capture_output=True, text=True).stdout.split()
+    environment = {**os.environ, "MASTER_ADDR": hosts[0], "MASTER_PORT": os.environ.get("MASTER_PORT", "29500")}
+    return ["srun", f"--nodes={nodes}", f"--ntasks={ranks}", f"--ntasks-per-node={-(-ranks // nodes)}",
+            sys.executable, *argv], environment
 
 
 class Shard:

@@ -116,6 +116,9 @@ class Objective:
                  output_fn: Callable | None = None, distributed: bool = False):
         if distributed:
             ranks.require()
+            if next(iter(data), None) is None:
+                raise NeffError(f"rank {ranks.rank()} of {ranks.world_size()} holds no batch: the data has fewer "
+                                "batches than there are ranks; use fewer ranks or smaller batches")
         if reduction not in REDUCTIONS:
             raise NeffError(f"reduction={reduction!r} is unknown; use 'mean' or 'sum'")
         if mode not in MODES:
