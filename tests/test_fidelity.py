@@ -15,7 +15,10 @@ ORIGINAL = {
     "experiments.double_descent.model_kwargs.convnet_depth.head_pool": "original",
     "experiments.double_descent.train": {"epochs": 200, "batch_size": 128, "optimizer": "sgd", "lr": 0.01,
                                          "momentum": 0.9, "weight_decay": 1.0e-4, "schedule": "paper",
-                                         "augment": True, "checkpoint_every": 5},
+                                         "augment": True, "checkpoint_every": 5,
+                                         # how the steps run: fp32 as the original; the layout and
+                                         # compilation change only the rounding
+                                         "channels_last": True, "precision": "fp32", "compile": False},
     "experiments.double_descent.spectrum.params": "weights",
     "experiments.double_descent.spectrum.paper_steps": 100,
     "figures.fig1.z": 0.00256,  # z = 1 on the sum of 391 batch means, on the mean scale

@@ -125,13 +125,19 @@ def test_resume_between_evaluations_runs_only_the_remaining_epochs(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), expected))
 
 
-def test_checkpoint_from_before_eval_every_resumes(tmp_path):
-    """A checkpoint written before eval_every existed (no such key, a row per epoch) resumes."""
+def test_checkpoint_from_before_later_settings_resumes(tmp_path):
+    """A checkpoint written before eval_every and the fast-training options existed (no such
+    keys, a row per epoch) resumes as trained with their defaults; with another precision it is
+    refused."""
     full, _ = whole_run()
     killed_at(tmp_path, 2)
     state = torch.load(tmp_path / "ckpt.pt", weights_only=True)
-    del state["epochs_done"], state["config"]["eval_every"]
+    del state["epochs_done"]
+    for key in ("eval_every", "channels_last", "precision", "compile"):
+        del state["config"][key]
     torch.save(state, tmp_path / "ckpt.pt")
+    with pytest.raises(NeffError, match="was written with other training settings"):
+        resumed_run(tmp_path, precision="bf16")
     rows, _, epochs_run = resumed_run(tmp_path)
     assert rows == full and epochs_run == 2
 

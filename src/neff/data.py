@@ -8,7 +8,7 @@ import inspect
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -49,6 +49,24 @@ class Dataset:
         squared error for regression."""
         return {"classification": torch.nn.CrossEntropyLoss, "binary": BinaryCrossEntropy}.get(
             self.task, torch.nn.MSELoss)()
+
+
+def tensor_batches(tensors: Sequence[torch.Tensor], batch_size: int,
+                   seed: int | None = None) -> Iterator[tuple[torch.Tensor, ...]]:
+    """The batches of ``Dataset.loader(split, batch_size)``, or with ``seed`` of
+    ``loader(split, batch_size, shuffle=True, seed=seed)`` (same order, same tensors), indexed
+    straight out of the split's ``tensors`` wherever they live (a GPU, say): no DataLoader and
+    no copy to the device per batch. The shuffled order is the DataLoader's: its iterator draws
+    a base seed from the seeded generator, then its sampler one permutation."""
+    count = len(tensors[0])
+    order = None
+    if seed is not None:
+        generator = torch.Generator().manual_seed(seed)
+        torch.empty((), dtype=torch.int64).random_(generator=generator)  # the DataLoader iterator's base seed
+        order = torch.randperm(count, generator=generator).to(tensors[0].device)
+    for start in range(0, count, batch_size):
+        index = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
+        yield tuple(tensor[index] for tensor in tensors)
 
 
 class BinaryCrossEntropy(torch.nn.Module):
@@ -166,15 +184,25 @@ def cifar(num_classes: int = 10, root: str | Path = "resources/data", download: 
         raise NeffError(f"CIFAR-{num_classes} {state} in {root} and could not be "
                         f"{'downloaded' if download else 'loaded'} ({type(err).__name__}); place "
                         f"{cls.filename} from {cls.url} (md5 {cls.tgz_md5}) in {root} and rerun") from None
-    normalization = normalization or CIFAR_NORMALIZATION
-    mean = torch.tensor(normalization["mean"]).view(1, 3, 1, 1)
-    std = torch.tensor(normalization["std"]).view(1, 3, 1, 1)
+    return image_dataset(f"cifar{num_classes}", *((split.data, split.targets) for split in splits), num_classes,
+                         normalization)
 
-    def tensors(split):
-        x = torch.from_numpy(split.data).permute(0, 3, 1, 2).float() / 255
-        return TensorDataset((x - mean) / std, torch.tensor(split.targets, dtype=torch.int64))
+
+def image_dataset(name: str, train: tuple, test: tuple, num_classes: int,
+                  normalization: dict | None = None) -> Dataset:
+    """A classification set from ``train`` and ``test`` (uint8 images (N, H, W, C), labels), as
+    torchvision's CIFAR holds them: scaled to [0, 1] and normalised per channel by
+    ``normalization`` (default: CIFAR_NORMALIZATION)."""
+    normalization = normalization or CIFAR_NORMALIZATION
+    mean = torch.tensor(normalization["mean"]).view(1, -1, 1, 1)
+    std = torch.tensor(normalization["std"]).view(1, -1, 1, 1)
+
+    def tensors(images, labels):
+        x = torch.from_numpy(np.asarray(images)).permute(0, 3, 1, 2).float() / 255
+        return TensorDataset((x - mean) / std, torch.as_tensor(labels, dtype=torch.int64))
     black = tuple((-mean / std).flatten().tolist())  # torchvision's RandomCrop pads the raw image with 0
-    return Dataset(f"cifar{num_classes}", tensors(splits[0]), tensors(splits[1]), num_classes, (3, 32, 32),
+    train_set = tensors(*train)
+    return Dataset(name, train_set, tensors(*test), num_classes, tuple(train_set.tensors[0].shape[1:]),
                    "classification", black=black)
 
 
