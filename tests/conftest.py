@@ -4,6 +4,9 @@ from pathlib import Path
 
 import pytest
 import torch
+# torch.optim imports torch._dynamo when it builds an optimizer (about 2 s): import it once here, so
+# that mutmut's forked test runs (docs/MUTATION.md) do not each pay for it
+import torch._dynamo  # noqa: F401
 from torch import nn
 
 
@@ -36,7 +39,7 @@ def reference_hessian(model, loss_fn, data, params=None):
             value = value + x.shape[0] * loss_fn(torch.func.functional_call(model, state, (x,)), y)
         return value / total
 
-    return torch.autograd.functional.hessian(loss, flat0)
+    return torch.autograd.functional.hessian(loss, flat0, vectorize=True)
 
 
 def make_classification_data():
