@@ -74,7 +74,9 @@ def test_trace_estimators(trained_hessian):
 
 
 def test_spectral_density_integrates_to_dimension(trained_hessian):
-    rule = neff.spectral_density(trained_hessian, num_samples=4, steps=30)
+    rule = neff.spectral_density(trained_hessian, num_samples=4, steps=30, seed=2)
+    assert rule.alpha.shape == (4, 30) and trained_hessian.n_hvp == 120  # 4 probes of 30 steps
+    np.testing.assert_array_equal(rule.nodes, neff.quadrature.slq(trained_hessian, 4, 30, seed=2).nodes)
     grid = np.linspace(rule.nodes.min() - 1, rule.nodes.max() + 1, 4001)
     integral = np.trapezoid(rule.density(grid, bandwidth=0.01), grid)
     assert integral == pytest.approx(trained_hessian.num_params, rel=0.05)

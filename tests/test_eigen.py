@@ -5,6 +5,8 @@ from torch import nn
 
 import neff
 from conftest import Interrupting, batches
+from neff.eigen import certify, start_vector, warm_start_vector
+from neff.linear import DenseOperator
 
 
 @pytest.fixture
@@ -152,3 +154,99 @@ def test_eigsh_is_seeded():
     values = np.linspace(0.0, 1.0, 60) ** 3
     first, second = (neff.top_eigenpairs(np.diag(values), 4, method="eigsh", tol=1e-6, seed=3) for _ in range(2))
     assert np.array_equal(first.eigenvalues, second.eigenvalues) and np.array_equal(first.residuals, second.residuals)
+
+
+def reference_lanczos(matrix, start, steps):
+    """Lanczos with full reorthogonalisation in numpy: (alpha, beta) of ``steps`` steps."""
+    basis, alpha, beta = [start / np.linalg.norm(start)], [], []
+    for j in range(steps):
+        w = matrix @ basis[j]
+        alpha.append(basis[j] @ w)
+        q = np.array(basis)
+        for _ in range(2):
+            w = w - q.T @ (q @ w)
+        beta.append(np.linalg.norm(w))
+        basis.append(w / beta[-1])
+    return np.array(alpha), np.array(beta)
+
+
+def first_converged_step(alpha, beta, k, tol, first, grow, cap):
+    """The first step of the schedule (first, then + max(grow, steps // 16)) at which the Ritz
+    residual estimates |beta_m s_m| of the top k meet tol x the largest |Ritz value|, or cap."""
+    steps = first
+    while steps < cap:
+        theta, s = np.linalg.eigh(np.diag(alpha[:steps]) + np.diag(beta[:steps - 1], 1) + np.diag(beta[:steps - 1], -1))
+        top = np.argsort(-theta)[:k]
+        if np.all(np.abs(beta[steps - 1] * s[steps - 1, top]) <= tol * np.abs(theta).max()):
+            return steps
+        steps = min(cap, steps + max(grow, steps // 16))
+    return cap
+
+
+def test_lanczos_checks_on_its_schedule_and_stops_at_the_first_check_that_converges():
+    """Against an independent Lanczos from the same start: the tridiagonal matrix, and the step
+    at which neff stops: its first check at max(2k + 10, 20) steps (k + 2 from a warm start),
+    then every max(5, steps // 16) (2 from a warm start), stopping at the first check whose
+    residual estimates meet tol; without convergence, max(10 k, 100) steps."""
+    q = np.linalg.qr(np.random.default_rng(0).standard_normal((300, 300)))[0]
+    matrix = q @ np.diag(np.linspace(0, 1, 300)) @ q.T  # a flat top: over 96 steps, where steps // 16 > 5
+    op = DenseOperator(torch.from_numpy(matrix))
+    k, tol = 6, 1e-7
+    cold = neff.top_eigenpairs(op, k, tol=tol, seed=4, max_steps=300)
+    alpha, beta = reference_lanczos(matrix, start_vector(300, 4, "cpu")[:, 0].numpy(), 300)
+    assert cold.steps == first_converged_step(alpha, beta, k, tol, max(2 * k + 10, 20), 5, 300) > 96
+    np.testing.assert_allclose(cold.tridiagonal[0], alpha[:cold.steps], rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(cold.tridiagonal[1], beta[:cold.steps], rtol=1e-6, atol=1e-12)
+    warm = neff.top_eigenpairs(op, k, tol=tol, seed=5, max_steps=300, warm_start=cold)
+    start = warm_start_vector(cold, 5, "cpu")[:, 0].numpy()
+    alpha, beta = reference_lanczos(matrix, start, 300)
+    assert warm.steps == first_converged_step(alpha, beta, k, tol, k + 2, 2, 300)
+    np.testing.assert_allclose(warm.tridiagonal[0], alpha[:warm.steps], rtol=1e-8, atol=1e-12)
+    assert neff.top_eigenpairs(op, 12, tol=1e-30, seed=4).steps == 120  # never converges: 10 k steps
+    assert neff.top_eigenpairs(op, 6, tol=1e-30, seed=4).steps == 100
+
+
+def test_certify_measures_unit_vectors():
+    """Residuals of the normalised columns, whatever their lengths, one column or several; none
+    given, none returned."""
+    op = DenseOperator(torch.diag(torch.arange(1.0, 7.0, dtype=torch.float64)))
+    v = torch.zeros(6, 2, dtype=torch.float64)
+    v[5, 0], v[4, 0] = 3.0, 4.0  # unit: (0.6, 0.8) on eigenvalues 6 and 5
+    v[0, 1] = 0.5  # eigenvalue 1 exactly
+    u = torch.tensor([0.6 * 6, 0.8 * 5], dtype=torch.float64) - 5.5 * torch.tensor([0.6, 0.8], dtype=torch.float64)
+    np.testing.assert_allclose(certify(op, np.array([5.5, 1.0]), v), [float(u.norm()), 0.0], atol=1e-15)
+    np.testing.assert_allclose(certify(op, np.array([5.5]), v[:, :1]), [float(u.norm())], atol=1e-15)
+    assert certify(op, np.array([]), v[:, :0]).shape == (0,)
+
+
+def test_requests_at_their_boundaries(saddle_operator):
+    """k from 1 to n - 1 (an integer), tol above 0."""
+    n = saddle_operator.num_params
+    assert len(neff.top_eigenpairs(saddle_operator, 1, tol=1e-6).eigenvalues) == 1
+    for k, sentence in ((n, "must be smaller than the number of parameters"), (2.5, "must be a positive integer"),
+                        (0, "must be a positive integer")):
+        with pytest.raises(neff.NeffError, match=sentence):
+            neff.top_eigenpairs(saddle_operator, k)
+    with pytest.raises(neff.NeffError, match="tol=0 must be positive"):
+        neff.top_eigenpairs(saddle_operator, 2, tol=0)
+
+
+def test_product_log_saves_every_save_every_products(tmp_path):
+    """With save_every=3 the checkpoint appears after the third new product, holds 3, then 6;
+    close saves the rest. A replayed vector that drifts by 1e-7 of its norm is refused."""
+    from neff.productlog import ProductLog
+    op = DenseOperator(torch.diag(torch.arange(1.0, 9.0, dtype=torch.float64)))
+    path = tmp_path / "log.pt"
+    vectors = torch.randn(8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    log = ProductLog(op, 0, path, save_every=3)
+    saved = []
+    for i in range(7):
+        log(vectors[:, i:i + 1])
+        saved.append(len(torch.load(path)["products"]) if path.exists() else 0)
+    assert saved == [0, 0, 3, 3, 3, 6, 6]
+    log.close()
+    assert len(torch.load(path)["products"]) == 7
+    replay = ProductLog(op, 0, path)
+    replay(vectors[:, :1])
+    with pytest.raises(neff.NeffError, match="diverged from its checkpoint"):
+        replay(vectors[:, 1:2] * (1 + 1e-7))

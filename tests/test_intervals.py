@@ -64,6 +64,9 @@ def test_slq_interval_by_hand():
     even = [1.0, 1.0, 1.0, 1.0]  # no spread: the variance bound alone
     _, lower, upper, parts = slq_bounds(eigen, one_node_rules(even, [40.0] * 4), [z])
     assert parts["sampling"][0] == pytest.approx(stats.norm.ppf(0.975) * np.sqrt(2 * 40 * f(1.0, z) ** 2 / 4))
+    two = slq_bounds(eigen, one_node_rules(nodes[:2], norms[:2]), [z])[3]["sampling"][0]  # 2 probes: the least
+    assert two == pytest.approx(max(stats.t.ppf(0.975, 1) * samples[:2].std(ddof=1) / np.sqrt(2),
+                                    stats.norm.ppf(0.975) * np.sqrt(2 * squares[:2].mean() / 2)), rel=1e-12)
 
 
 def test_quadrature_error_is_the_change_from_the_half_rule():
@@ -308,3 +311,5 @@ def test_deflation_projects_out_the_basis():
     assert torch.allclose(closure(block), projector @ matrix @ projector @ block, atol=1e-12)
     assert torch.allclose(closure(basis), torch.zeros(30, 3, dtype=torch.float64), atol=1e-12)
     assert torch.equal(deflated(as_operator(matrix), basis[:, :0])(block), matrix @ block)
+    one = basis[:, :1]  # a basis of one vector is projected out too
+    assert torch.allclose(deflated(as_operator(matrix), one)(one), torch.zeros(30, 1, dtype=torch.float64), atol=1e-12)

@@ -107,7 +107,7 @@ def test_trace_estimates_state_their_defaults_names_and_products(matrix):
     assert plain.interval() == plain.interval(0.95) != plain.interval(0.9)
     plus = neff.hutchpp(op)
     assert plus.method == "hutch++" and plus.n_hvp == 99 and plus.value == neff.hutchpp(matrix, 99, seed=0).value
-    assert neff.hutchinson(matrix, 2).num_samples == 2
+    assert neff.hutchinson(matrix, 2).num_samples == 2 and neff.hutchpp(matrix, 6).n_hvp == 6  # sketch of 2
     with pytest.raises(neff.NeffError, match="at least 2"):
         neff.hutchinson(matrix, 1)
     from neff.trace import sampling_half_width

@@ -101,3 +101,4 @@ def test_bad_chunking_settings_are_refused(mlp, classification_data):
         neff.HessianOperator(mlp, nn.CrossEntropyLoss(), [(x, y)], memory_gb=0)
     with pytest.raises(neff.NeffError, match="chunk_size=0 must be a positive number"):
         neff.HessianOperator(mlp, nn.CrossEntropyLoss(), [(x, y)], chunk_size=0)
+    assert neff.HessianOperator(mlp, nn.CrossEntropyLoss(), [(x, y)], chunk_size=1).chunk_size == 1
