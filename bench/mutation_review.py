@@ -33,6 +33,14 @@ RULES = [  # (verdict, test on the removed and added lines): the first that matc
      and old.rstrip().endswith((",", ":", ") -> EffDimEstimate:"))),
 ]
 
+# Verdicts that several REVIEWED entries share
+GPU_ONLY = "equivalent on a CPU: a branch or argument that matters on a GPU only (tests/test_cuda.py runs there)"
+DISTRIBUTED_ONLY = ("not killed here: runs only with distributed=True; tests/test_distributed.py runs it in torchrun "
+                    "subprocesses, which import the unmutated package (checked by hand in a scratch copy: local "
+                    "count, local digest, no broadcast conversion)")
+FLOAT_TIE = "equivalent: <= against < (or >= against >) between computed floats differs only on an exact tie"
+MESSAGE_ONLY = "equivalent: the checkpoint's name and what differs appear only in the refusal's message"
+
 # Survivors read by a person, by function and mutated text: (a part of the mutant's name, a regex
 # on the mutated line, the verdict: why the mutant changes nothing neff computes).
 REVIEWED = [
@@ -55,23 +63,23 @@ REVIEWED = [
     # CUDA-only branches and arguments
     ("Objectiveǁ_measured", r"build\(inputs, targets, self\.vectorise\)|build\((None|inputs|targets), |linearisation = None|"
      r"memory_allocated|build\(inputs, targets, \)|build\(inputs, self|build\(targets",
-     "equivalent on a CPU: a branch or argument that matters on a GPU only (tests/test_cuda.py runs there)"),
+     GPU_ONLY),
     ("_linearisation_bytes", r"linearise\(.*(True|False|None|, \))|linearisation = None|memory_allocated|size = None",
-     "equivalent on a CPU: a branch or argument that matters on a GPU only (tests/test_cuda.py runs there)"),
+     GPU_ONLY),
     ("Objectiveǁ__init__", r"torch\.device\(None\)|\(device is not None\) and False|self\.vectorise = None|"
-     r"cuda\.is_available\(\):", "equivalent on a CPU: a branch or argument that matters on a GPU only (tests/test_cuda.py runs there)"),
+     r"cuda\.is_available\(\):", GPU_ONLY),
     ("Objectiveǁplace", r"\.to\(None|\.to\(non_blocking|non_blocking=False|\.to\(self\.device, \)",
-     "equivalent on a CPU: a branch or argument that matters on a GPU only (tests/test_cuda.py runs there)"),
+     GPU_ONLY),
     ("Objectiveǁplace", r"is_floating_point\(\)\) and False",
      "not killed: every test's data already has the operator's dtype (a float32 batch for a float64 operator would)"),
-    ("", r"(rademacher|start_vector)\(.*None\)\)?", "equivalent on a CPU: a branch or argument that matters on a GPU only (tests/test_cuda.py runs there)"),
+    ("", r"(rademacher|start_vector)\(.*None\)\)?", GPU_ONLY),
     # distributed-only
     ("", r"ranks\.|pieces = |count, high, low|total = \(?high|total = None|next\(None|next\(iter\((data|None)\)",
-     "not killed here: runs only with distributed=True; tests/test_distributed.py runs it in torchrun subprocesses, which import the unmutated package (checked by hand in a scratch copy: local count, local digest, no broadcast conversion)"),
-    ("Objectiveǁweighted_sum", r"count = (None|int\()", "not killed here: runs only with distributed=True; tests/test_distributed.py runs it in torchrun subprocesses, which import the unmutated package (checked by hand in a scratch copy: local count, local digest, no broadcast conversion)"),
+     DISTRIBUTED_ONLY),
+    ("Objectiveǁweighted_sum", r"count = (None|int\()", DISTRIBUTED_ONLY),
     # float ties
     ("", r"(beta\[-1\] < |estimates\[idx\] < |\] < 1e-10|theta <= x|<= -threshold|converged = bool\(np\.all\(parts\[\"quadrature_error\"\] < |"
-     r"upper - lower < |ritz >= 0|residuals < 1e-8|size < room)", "equivalent: <= against < (or >= against >) between computed floats differs only on an exact tie"),
+     r"upper - lower < |ritz >= 0|residuals < 1e-8|size < room)", FLOAT_TIE),
     # performance only: how the Krylov buffer grows and how often it reorthogonalises
     ("ExtendableLanczosǁextend", r"grown = |max\(grown, 2\)|for _ in range\(3\)|self\.basis\[:j \+ 2\]",
      "equivalent: the basis buffer's growth (it grows on demand), a third reorthogonalisation pass, or a "
@@ -96,8 +104,8 @@ REVIEWED = [
      "recorded values (not asserted) and a degenerate zero matrix would tell"),
     ("x_dense_matrix", r">= max_params", "not killed: the exact limit (max_params parameters) is not a test case"),
     # product log
-    ("ProductLogǁ_load", r"None", "equivalent: the checkpoint's name and what differs appear only in the refusal's message"),
-    ("ProductLogǁ_load", r"device = None", "equivalent on a CPU: a branch or argument that matters on a GPU only (tests/test_cuda.py runs there)"),
+    ("ProductLogǁ_load", r"None", MESSAGE_ONLY),
+    ("ProductLogǁ_load", r"device = None", GPU_ONLY),
     ("ProductLogǁ__call__", r"rtol=1e-9, \)|atol=1e-12 /",
      "not killed: atol is a floor for Krylov vectors of tiny norm; the drift test's vectors are of unit norm, where rtol decides"),
     # estimators
@@ -114,7 +122,7 @@ REVIEWED = [
     ("x_slq", r"header = None if \(path is None\) and False",
      "equivalent in results: the header of a checkpoint that is never written is computed for nothing"),
     ("x_slq", r"load_checkpoint\(path, header, (None|\"SLQ checkpoint\", None)",
-     "equivalent: the checkpoint's name and what differs appear only in the refusal's message"),
+     MESSAGE_ONLY),
     ("x_slq", r"probes\[:, column:column \+ 2\]",
      "equivalent: ExtendableLanczos starts from its start block's first column"),
     ("x_hutchpp", r"seed [-+] [12], operator",
