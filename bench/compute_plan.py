@@ -15,7 +15,6 @@ The numbers are estimates of the order of the cost, for SLURM requests; see BENC
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,8 @@ import yaml
 
 from neff.hessian import HessianOperator
 from neff.models import build_grid_model
+
+from .run import median_seconds
 
 MEASURED = {"preact_resnet18": (8, 32, 64), "convnet_depth": (16, 64)}
 CNN_DEPTH = 3
@@ -34,21 +35,6 @@ def synthetic(images: int, classes: int, device) -> tuple[torch.Tensor, torch.Te
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(images, 3, 32, 32, generator=gen).to(device)
     return x, torch.randint(0, classes, (images,), generator=gen).to(device)
-
-
-def seconds(work, repeats: int) -> float:
-    """Median seconds of ``work()`` after one warm-up call."""
-    work()
-    times = []
-    for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        work()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def measure(family: str, width: int, images: int, batches: int, device) -> dict:
@@ -71,7 +57,8 @@ def measure(family: str, width: int, images: int, batches: int, device) -> dict:
     v = torch.randn(operator.num_params, device=device)
     scale = images / (128 * batches)
     return {"family": family, "width": width, "params": operator.num_params,
-            "epoch_s": seconds(steps, 3) * scale, "product_s": seconds(lambda: operator.matvec(v), 3) * scale}
+            "epoch_s": median_seconds(steps, 3) * scale,
+            "product_s": median_seconds(lambda: operator.matvec(v), 3) * scale}
 
 
 def convolutions(depth: int) -> int:

@@ -11,27 +11,20 @@ after the first (which builds the cache), as seconds and as a ratio to the uncac
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
 from neff.hessian import HessianOperator
 
-from .run import workload
+from .run import median_seconds, workload
 
 FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def product_seconds(operator: HessianOperator, reps: int) -> float:
+    """Median seconds of a product, after the first (which builds the cache)."""
     v = torch.randn(operator.num_params, generator=torch.Generator().manual_seed(0))
-    operator.matvec(v)  # builds the cache
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        operator.matvec(v)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(lambda: operator.matvec(v), reps)
 
 
 def rows(name: str, size: int, reps: int) -> list[dict]:

@@ -74,7 +74,7 @@ def trained_dense_workload():
 
 
 def sync() -> None:
-    if DEVICE.type == "cuda":
+    if torch.cuda.is_available():
         torch.cuda.synchronize()
 
 
@@ -92,6 +92,12 @@ def seconds(function) -> float:
     function()
     sync()
     return time.perf_counter() - start
+
+
+def median_seconds(function, reps: int) -> float:
+    """The median of ``reps`` timings of ``function``, after one untimed call (warm-up, caches)."""
+    function()
+    return statistics.median(seconds(function) for _ in range(reps))
 
 
 def p1(name: str, tools: list[str], reps: int, with_memory: bool = True) -> list[dict]:

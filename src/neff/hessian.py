@@ -34,7 +34,7 @@ import torch
 from torch.func import grad, vjp, vmap
 
 from . import distributed as ranks
-from .device import free_memory_bytes, saved_storages
+from .device import free_memory_bytes
 from .errors import NeffError
 from .linear import Products
 from .objective import Objective
@@ -118,18 +118,8 @@ class CurvatureOperator(Products, Objective):
         return self.linearise(inputs, targets, vectorised)
 
     def _linearisation_bytes(self, inputs, targets) -> int:
-        """The memory one batch's linearisation holds: on a GPU what building it allocates, on
-        a CPU the storages eager autograd saves for it (``torch.func`` refuses the hooks there)."""
-        if self.device.type == "cuda":
-            before = torch.cuda.memory_allocated(self.device)
-            linearisation = self.linearise(inputs, targets, True)
-            size = torch.cuda.memory_allocated(self.device) - before
-        else:
-            with saved_storages() as saved:
-                linearisation = self.linearise(inputs, targets, False)
-            size = sum(saved.values())
-        del linearisation
-        return max(size, 1)
+        """The memory one batch's linearisation holds (``built_size``; on a CPU, of the eager one)."""
+        return max(self.built_size(self.linearise, inputs, targets, self.device.type == "cuda")[1], 1)
 
     def chunk(self, size: int) -> int:
         """How many of ``size`` vectors go under one ``vmap``: ``chunk_size``, or as many as fit

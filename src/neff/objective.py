@@ -338,16 +338,26 @@ class Objective:
         where that cannot be measured (``torch.func`` refuses saved-tensor hooks on a CPU)."""
         data = sum(t.nbytes for t in batch_format.tensors((inputs, targets)))
         if self.device.type == "cuda":
-            before = torch.cuda.memory_allocated(self.device)
-            linearisation = build(inputs, targets, self.vectorise)
-            return linearisation, torch.cuda.memory_allocated(self.device) - before + data
+            linearisation, size = self.built_size(build, inputs, targets, self.vectorise)
+            return linearisation, size + data
         if self.vectorise:
             return build(inputs, targets, True), None
-        with saved_storages() as saved:
-            linearisation = build(inputs, targets, False)
-        shared = {t.untyped_storage().data_ptr() for t in self.primals.values()}
+        linearisation, size = self.built_size(build, inputs, targets, False)
         gradient = sum(t.nbytes for t in self.primals.values())
-        return linearisation, sum(size for ptr, size in saved.items() if ptr not in shared) + data + gradient
+        return linearisation, size + data + gradient
+
+    def built_size(self, build: Callable, inputs, targets, vectorised: bool) -> tuple[Callable, int]:
+        """``build(inputs, targets, vectorised)`` and the bytes it holds: on a GPU what building it
+        allocates, on a CPU the storages autograd saves for it other than the parameters' own
+        (eager autograd only: ``torch.func`` refuses the hooks there)."""
+        if self.device.type == "cuda":
+            before = torch.cuda.memory_allocated(self.device)
+            built = build(inputs, targets, vectorised)
+            return built, torch.cuda.memory_allocated(self.device) - before
+        with saved_storages() as saved:
+            built = build(inputs, targets, vectorised)
+        shared = {t.untyped_storage().data_ptr() for t in self.primals.values()}
+        return built, sum(size for ptr, size in saved.items() if ptr not in shared)
 
 
 def _first_line(err: Exception) -> str:
